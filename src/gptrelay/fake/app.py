@@ -1,0 +1,356 @@
+"""The fake upstream's HTTP server: OpenAI's endpoints, with a request log."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gptrelay.fake import chunks, replies
+from gptrelay.fake.scenarios import Scenario, find_scenario, message_text
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "x-request-id": "req_fake",
+    "openai-processing-ms": "12",
+    "openai-organization": "org-fake",
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-remaining-requests": "9999",
+}
+
+
+@dataclass
+class Record:
+    """One request as the fake upstream saw it."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: Any = None
+    body_size: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    disconnected: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class FakeUpstream:
+    """A fake OpenAI API. ``pace_ms`` paces streamed pieces unless a scenario says otherwise.
+
+    With ``api_key`` set, requests must carry ``Authorization: Bearer <api_key>``.
+    """
+
+    def __init__(self, *, pace_ms: float = 0.0, api_key: str | None = None, log: bool = True) -> None:
+        self.pace_ms = pace_ms
+        self.api_key = api_key
+        self.keep_log = log
+        self.log: list[Record] = []
+
+    # -- the log ---------------------------------------------------------------
+
+    def _record(self, request: web.Request, body: Any = None, size: int = 0) -> Record:
+        record = Record(request.method, request.path, request.query_string,
+                        dict(request.headers), body, size)
+        if self.keep_log:
+            self.log.append(record)
+        return record
+
+    def last(self, path: str = "/v1/chat/completions") -> Record:
+        return [r for r in self.log if r.path == path][-1]
+
+    # -- the app ---------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**3, middlewares=[self._auth])
+        app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/v1/models/{model}", self.model)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/v1/files", self.upload)
+        app.router.add_get("/v1/files/{file_id}/content", self.download)
+        app.router.add_post("/v1/audio/speech", self.speech)
+        app.router.add_post("/v1/audio/transcriptions", self.transcription)
+        app.router.add_route("*", "/v1/echo/{tail:.*}", self.echo)
+        app.router.add_get("/_fake/log", self.show_log)
+        app.router.add_post("/_fake/reset", self.reset)
+        return app
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.api_key and not request.path.startswith("/_fake"):
+            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+                self._record(request)
+                return web.json_response(chunks.error_body(401), status=401)
+        scenario = request.headers.get("x-fake-scenario")
+        if scenario and request.path in ("/v1/models", "/v1/embeddings"):
+            parsed = Scenario.parse(scenario)
+            if parsed.name == "error":
+                self._record(request)
+                return error_response(parsed.integer("status", 500))
+        result: web.StreamResponse = await handler(request)
+        return result
+
+    async def show_log(self, request: web.Request) -> web.Response:
+        return web.json_response([r.as_json() for r in self.log], dumps=lambda o: orjson.dumps(o).decode())
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.log.clear()
+        return web.json_response({"ok": True})
+
+    # -- chat completions --------------------------------------------------------
+
+    async def chat_completions(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return error_response(400, "We could not parse the JSON body of your request.")
+        record = self._record(request, body, len(raw))
+        scenario, index = find_scenario(body, request.headers.get("x-fake-scenario"))
+        model = str(body.get("model") or "gpt-4o-mini")
+        name = scenario.name
+
+        if name == "slow-headers":
+            await asyncio.sleep(scenario.number("seconds", 3600))
+        if name == "error":
+            return error_response(scenario.integer("status", 500), scenario.params.get("text"))
+        if model == "no-such-model":
+            return error_response(404)
+
+        text_pieces, finish = self._reply(scenario, index, body)
+        if not body.get("stream"):
+            prompt = sum(len(message_text(m)) for m in body.get("messages") or [])
+            return web.json_response(chunks.completion(model, "".join(text_pieces), finish, prompt),
+                                     headers={"x-request-id": "req_fake"})
+
+        events = self._events(scenario, model, body, text_pieces, finish)
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        try:
+            await self._write(request, response, scenario, events)
+            record.finished = time.monotonic()
+        except (asyncio.CancelledError, ConnectionError):
+            record.disconnected = time.monotonic()
+            raise
+        return response
+
+    def _reply(self, scenario: Scenario, index: int, body: dict[str, Any]) -> tuple[list[str], str]:
+        name = scenario.name
+        if name == "whitespace":
+            return list(replies.WHITESPACE_PIECES), "stop"
+        if name == "bench":
+            return [], "stop"
+        text = scenario.params.get("text") or replies.text_for(name, body)
+        pieces = replies.pieces(text)
+        if name == "length":
+            return pieces[: scenario.integer("cut", 5)], "length"
+        if name == "long":
+            messages = body.get("messages") or []
+            already = "".join(message_text(m) for m in messages[index + 1:]
+                              if isinstance(m, dict) and m.get("role") == "assistant")
+            rest = replies.pieces(text[len(already):]) if text.startswith(already) else pieces
+            cut = scenario.integer("cut", 30)
+            return rest[:cut], "length" if len(rest) > cut else "stop"
+        return pieces, "stop"
+
+    def _events(self, scenario: Scenario, model: str, body: dict[str, Any],
+                text_pieces: list[str], finish: str) -> list[bytes]:
+        name = scenario.name
+        if name == "bench":
+            return list(chunks.bench_events(model, scenario.integer("chunks", 50),
+                                            scenario.integer("size", 8)))
+        options = body.get("stream_options")
+        usage = name == "empty-choices" or (isinstance(options, dict) and bool(options.get("include_usage")))
+        writer = chunks.ChunkWriter(model, usage=usage)
+        events: list[bytes] = []
+        if name == "empty-choices":
+            events.append(writer.prompt_filter())
+        events.append(writer.role())
+        if name == "tool-calls":
+            events.append(writer.chunk({"tool_calls": [{"index": 0, "id": "call_fake", "type": "function",
+                                                        "function": {"name": "get_weather", "arguments": ""}}]}))
+            for part in ['{"city"', ': "Paris"', "}"]:
+                events.append(writer.chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+            finish = "tool_calls"
+        else:
+            cut = scenario.integer("cut", 3)
+            for n, piece in enumerate(text_pieces):
+                if name in ("error-in-stream", "cut", "stall") and n == cut:
+                    break
+                events.append(writer.content(piece))
+        if name == "error-in-stream":
+            events.append(chunks.event(chunks.error_body(500)))
+            return events
+        if name == "cut":
+            return events
+        events.append(writer.finish(finish))
+        if usage:
+            events.append(writer.usage_chunk(7, len(text_pieces)))
+        events.append(chunks.DONE)
+        return events
+
+    async def _write(self, request: web.Request, response: web.StreamResponse,
+                     scenario: Scenario, events: list[bytes]) -> None:
+        name = scenario.name
+        interval = scenario.number("interval_ms", self.pace_ms if name != "bench" else 0) / 1000
+        if name == "slow-first":
+            await asyncio.sleep(scenario.number("seconds", 20))
+        if name == "crlf":
+            events = [e.replace(b"\n", b"\r\n") for e in events]
+        if name == "comments":
+            events = [b": keep-alive\n\n" + e if n % 2 else e for n, e in enumerate(events)]
+            events.insert(0, b": OPENROUTER PROCESSING\n\n")
+        if name in ("split-utf8", "split-events"):
+            await self._write_slices(response, b"".join(events), name == "split-utf8", scenario)
+        elif name == "coalesced":
+            await response.write(b"".join(events))
+        else:
+            for n, data in enumerate(events):
+                if name == "stall" and n == scenario.integer("cut", 3) + 1:
+                    await asyncio.sleep(scenario.number("seconds", 3600))
+                await response.write(data)
+                if interval:
+                    await asyncio.sleep(interval)
+        if name == "cut":
+            # Drop the connection without the chunked terminator: a stream cut off.
+            assert request.transport is not None
+            request.transport.close()
+            return
+        await response.write_eof()
+
+    async def _write_slices(self, response: web.StreamResponse, data: bytes, tiny: bool,
+                            scenario: Scenario) -> None:
+        rng = random.Random(scenario.integer("seed", 7))
+        position = 0
+        while position < len(data):
+            size = rng.randint(1, 3) if tiny else rng.randint(1, 40)
+            await response.write(data[position:position + size])
+            position += size
+            await asyncio.sleep(0.002)
+
+    # -- the rest of the API -----------------------------------------------------
+
+    async def models(self, request: web.Request) -> web.Response:
+        self._record(request)
+        ids = ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "o4-mini"]
+        return web.json_response({"object": "list", "data": [
+            {"id": i, "object": "model", "created": chunks.CREATED, "owned_by": "openai"} for i in ids]})
+
+    async def model(self, request: web.Request) -> web.Response:
+        self._record(request)
+        model = request.match_info["model"]
+        if model == "no-such-model":
+            return error_response(404)
+        return web.json_response({"id": model, "object": "model", "created": chunks.CREATED,
+                                  "owned_by": "openai"})
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json(loads=orjson.loads)
+        self._record(request, body)
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        return web.json_response({"object": "list", "model": body.get("model"), "data": [
+            {"object": "embedding", "index": n, "embedding": [0.1 * (n + 1), 0.2, -0.3]}
+            for n, _ in enumerate(items)], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json(loads=orjson.loads)
+        self._record(request, body)
+        model = str(body.get("model") or "gpt-4o-mini")
+        text_pieces = replies.pieces("Hello from the Responses API.")
+        if not body.get("stream"):
+            text = "".join(text_pieces)
+            return web.json_response({
+                "id": "resp_fake", "object": "response", "created_at": chunks.CREATED, "model": model,
+                "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                "output": [{"id": "msg_fake", "type": "message", "role": "assistant", "status": "completed",
+                            "content": [{"type": "output_text", "text": text, "annotations": []}]}]})
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        await write_all(response, chunks.responses_events(model, text_pieces))
+        await response.write_eof()
+        return response
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """A multipart upload, read as a stream and hashed."""
+        record = self._record(request)
+        reader = await request.multipart()
+        digest, size, filename, purpose = hashlib.sha256(), 0, "", ""
+        async for part in reader:
+            if part.name == "file":  # type: ignore[union-attr]
+                filename = part.filename or ""  # type: ignore[union-attr]
+                while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
+                    digest.update(chunk)
+                    size += len(chunk)
+            elif part.name == "purpose":  # type: ignore[union-attr]
+                purpose = (await part.text())  # type: ignore[union-attr]
+        record.body_size = size
+        return web.json_response({"id": "file-fake", "object": "file", "bytes": size,
+                                  "created_at": chunks.CREATED, "filename": filename,
+                                  "purpose": purpose, "sha256": digest.hexdigest()})
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """``size`` bytes of a repeating pattern, streamed in 64 KiB pieces."""
+        self._record(request)
+        size = int(request.query.get("size", "1048576"))
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream",
+                                               "Content-Length": str(size)})
+        await response.prepare(request)
+        block = bytes(range(256)) * 256
+        sent = 0
+        while sent < size:
+            piece = block[: min(len(block), size - sent)]
+            await response.write(piece)
+            sent += len(piece)
+        await response.write_eof()
+        return response
+
+    async def speech(self, request: web.Request) -> web.Response:
+        body = await request.json(loads=orjson.loads)
+        self._record(request, body)
+        audio = b"ID3\x04\x00" + bytes(range(256)) * 16
+        return web.Response(body=audio, content_type="audio/mpeg")
+
+    async def transcription(self, request: web.Request) -> web.Response:
+        record = self._record(request)
+        form = await request.post()
+        upload = form.get("file")
+        size = len(upload.file.read()) if isinstance(upload, web.FileField) else 0
+        record.body_size = size
+        return web.json_response({"text": f"fake transcription of {size} bytes"})
+
+    async def echo(self, request: web.Request) -> web.Response:
+        """Says back what arrived: method, path, query, headers and body size."""
+        body = await request.read()
+        self._record(request, None, len(body))
+        return web.json_response({"method": request.method, "path": request.path,
+                                  "query": request.query_string, "headers": dict(request.headers),
+                                  "body_size": len(body), "body_sha256": hashlib.sha256(body).hexdigest()})
+
+
+def error_response(status: int, message: str | None = None) -> web.Response:
+    headers = {"x-request-id": "req_fake_error"}
+    if status == 429:
+        headers["retry-after"] = "20"
+    return web.json_response(chunks.error_body(status, message), status=status, headers=headers)
+
+
+async def write_all(response: web.StreamResponse, events: Iterable[bytes]) -> None:
+    for data in events:
+        await response.write(data)
+
+
+def create_fake_app(**options: Any) -> web.Application:
+    return FakeUpstream(**options).app()
