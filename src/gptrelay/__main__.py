@@ -1,0 +1,3 @@
+from gptrelay.cli import main
+
+main()

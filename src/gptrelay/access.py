@@ -1,0 +1,54 @@
+"""Access keys: who may use the relay.
+
+A key may come as ``Authorization: <key>``, ``Authorization: Bearer <key>``
+or ``api-key: <key>``, and is compared in constant time. The page, static
+files, health checks and preflights need none.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gptrelay.errors import Unauthorized
+
+OPEN_PATHS = frozenset({"/", "/healthz", "/favicon.ico"})
+
+
+def presented_key(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, rest = header.partition(" ")
+        return rest.strip() if rest and scheme.lower() == "bearer" else header.strip()
+    return request.headers.get("api-key")
+
+
+class AccessKeys:
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self._keys = tuple(key.encode() for key in keys)
+
+    @property
+    def required(self) -> bool:
+        return bool(self._keys)
+
+    def allows(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        presented = key.encode()
+        found = False
+        for known in self._keys:  # no early exit: every key is compared
+            found |= hmac.compare_digest(presented, known)
+        return found
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path in OPEN_PATHS or path.startswith("/static/") or request.method == "OPTIONS":
+            return await handler(request)
+        if not self.allows(presented_key(request)):
+            if presented_key(request) is None:
+                raise Unauthorized("missing access key: send it as 'Authorization: Bearer <key>'")
+            raise Unauthorized("wrong access key")
+        return await handler(request)

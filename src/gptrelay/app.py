@@ -1,0 +1,100 @@
+"""``create_app(settings)``: the relay as an aiohttp application.
+
+Middlewares, outermost first: errors rendered (the one place a
+``RelayError`` becomes a response), CORS preflights, access keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gptrelay import frames
+from gptrelay.access import AccessKeys
+from gptrelay.cors import Cors
+from gptrelay.errors import RelayError, UpstreamStatus
+from gptrelay.routes import pages
+from gptrelay.routes.chat import chat
+from gptrelay.routes.chatgpt import chatgpt
+from gptrelay.routes.gateway import gateway
+from gptrelay.settings import Settings
+from gptrelay.state import PAGE, SETTINGS, UPSTREAM
+from gptrelay.upstream import Upstream
+
+log = logging.getLogger("gptrelay")
+
+
+def render(request: web.Request, error: RelayError) -> web.Response:
+    """An error as the endpoint's clients expect it: frames on /chat, OpenAI's envelope elsewhere."""
+    if request.path == "/chat":
+        return web.Response(status=error.status, body=frames.error(error.message) + frames.DONE,
+                            headers={"Content-Type": frames.CONTENT_TYPE})
+    if isinstance(error, UpstreamStatus) and error.body:
+        return web.Response(status=error.status, body=error.body,
+                            headers={"Content-Type": error.content_type})
+    body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
+    return web.Response(status=error.status, body=orjson.dumps(body),
+                        headers={"Content-Type": "application/json"})
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RelayError as error:
+        if error.status >= 500:
+            log.warning("%s %s: %s", request.method, request.path, error.message)
+        return render(request, error)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        reason = f"{error.reason}: {request.method} {request.path}"
+        relay_error = RelayError(reason)
+        relay_error.status = error.status
+        relay_error.type = "invalid_request_error"
+        return render(request, relay_error)
+
+
+async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    base_url = None
+    demo_runner = None
+    if settings.demo:
+        from gptrelay.fake import FakeUpstream
+
+        demo_runner = web.AppRunner(FakeUpstream(pace_ms=30, log=False).app(), handler_cancellation=True,
+                                    access_log=None)
+        await demo_runner.setup()
+        site = web.TCPSite(demo_runner, "127.0.0.1", 0)
+        await site.start()
+        base_url = f"http://127.0.0.1:{demo_runner.addresses[0][1]}/v1"
+    upstream = Upstream(settings, base_url)
+    await upstream.start()
+    app[UPSTREAM] = upstream
+    yield
+    await upstream.close()
+    if demo_runner is not None:
+        await demo_runner.cleanup()
+
+
+def create_app(settings: Settings) -> web.Application:
+    middlewares = [errors]
+    app = web.Application(client_max_size=settings.max_body_size, middlewares=middlewares)
+    Cors(settings.cors_origins).install(app)
+    keys = AccessKeys(settings.access_keys)
+    if keys.required:
+        app.middlewares.append(keys.middleware)
+    app[SETTINGS] = settings
+    app[PAGE] = pages.page_html(settings.default_model)
+    app.cleanup_ctx.append(_upstream)
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/healthz", pages.healthz)
+    app.router.add_get("/static/{name:.+}", pages.static)
+    app.router.add_post("/chat", chat)
+    app.router.add_post("/chatgpt", chatgpt)
+    app.router.add_route("*", "/v1/{path:.*}", gateway)
+    return app

@@ -1,0 +1,62 @@
+"""The request body of ``/chat`` and ``/chatgpt``: read, checked, made ready for the upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gptrelay.errors import BadRequest, PayloadTooLarge, Unprocessable
+from gptrelay.upstream import USER_AGENT
+
+# What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
+CHAT_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "text/event-stream",
+    "Accept-Encoding": "identity",
+    "User-Agent": USER_AGENT,
+}
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes") from None
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise BadRequest('the request body is empty: send a JSON object such as {"messages": [...]}')
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def check_chat(body: dict[str, Any], default_model: str) -> bytes:
+    """Validate a chat request and return the upstream's body: streamed, with a model."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise Unprocessable("'messages' must be a non-empty array of {role, content} objects")
+    for n, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise Unprocessable(f"'messages[{n}]' must be an object with a string 'role'")
+    model = body.get("model")
+    if model is None or model == "":
+        body["model"] = default_model
+    elif not isinstance(model, str):
+        raise Unprocessable("'model' must be a string")
+    body["stream"] = True
+    return orjson.dumps(body)
+
+
+async def read_chat_request(request: web.Request, limit: int, default_model: str) -> bytes:
+    return check_chat(parse_json_object(await read_body(request, limit)), default_model)

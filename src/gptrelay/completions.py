@@ -1,0 +1,80 @@
+"""What a stream of ``chat.completion.chunk`` events says: text, finish reason, usage.
+
+Knows OpenAI's chunk shape and nothing of HTTP or of how frames are written.
+Tolerates what real upstreams send: chunks with empty ``choices`` (Azure's
+prompt filter, the final usage chunk), role-only and tool-call deltas, null
+content, and a missing ``[DONE]`` after a finish reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gptrelay.errors import StreamCut, UpstreamError
+from gptrelay.sse import Event
+
+DONE = "[DONE]"
+
+
+def error_message(body: Any) -> str | None:
+    """The message of an OpenAI error envelope ``{"error": {"message": …}}``, if that is what this is."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict):
+        message = error.get("message")
+        return str(message) if message else str(error.get("code") or error.get("type") or "error")
+    if isinstance(error, str):
+        return error
+    return None
+
+
+class CompletionReader:
+    """Reads one streamed chat completion, event by event."""
+
+    __slots__ = ("done", "finish_reason", "usage")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def read(self, event: Event) -> str | None:
+        """The text this event adds to the reply (``None`` if none); raises on an error event."""
+        data = event.data
+        if data == DONE:
+            self.done = True
+            return None
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"the upstream sent an event that is not JSON: {data[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            return None
+        choices = chunk.get("choices")
+        if choices:
+            choice = choices[0]
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reason = reason
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content:
+                    return content  # type: ignore[no-any-return]
+            return None
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+            return None
+        message = error_message(chunk)
+        if message is not None:
+            raise UpstreamError(f"upstream error: {message}")
+        return None
+
+    def check_complete(self) -> None:
+        """Raise unless the upstream said the reply is over (``[DONE]`` or a finish reason)."""
+        if not self.done and self.finish_reason is None:
+            raise StreamCut("the upstream stream was cut off before the reply was complete")

@@ -1,0 +1,71 @@
+"""The relay's errors: one tree, rendered at one boundary (``gptrelay.app``)::
+
+    RelayError                500  server_error
+    ├── BadRequest            400  invalid_request_error
+    │   ├── Unprocessable     422  invalid_request_error
+    │   └── PayloadTooLarge   413  invalid_request_error
+    ├── Unauthorized          401  invalid_request_error / invalid_api_key
+    ├── UpstreamStatus        the upstream's own status, message and body
+    └── UpstreamError         502  upstream_error (unreachable, connection lost)
+        ├── UpstreamTimeout   504  upstream_timeout
+        └── StreamCut         502  upstream_error (stream ended before [DONE])
+
+``gptrelay.upstream`` translates the HTTP client's exceptions into this tree;
+routes raise these and never see the client's types.
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(RelayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class Unprocessable(BadRequest):
+    status = 422
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(RelayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class UpstreamStatus(RelayError):
+    """The upstream answered with an error status; ``body`` is what it sent."""
+
+    def __init__(self, status: int, message: str, body: bytes = b"", content_type: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+class UpstreamError(RelayError):
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    type = "upstream_timeout"
+
+
+class StreamCut(UpstreamError):
+    pass

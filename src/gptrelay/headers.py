@@ -1,0 +1,40 @@
+"""Which headers cross the relay, in each direction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from multidict import CIMultiDict
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+    "te", "trailer", "transfer-encoding", "upgrade",
+})
+
+# The client's credentials and identity stay here; the relay sends its own.
+NOT_UPSTREAM = HOP_BY_HOP | frozenset({
+    "host", "content-length", "authorization", "api-key", "cookie", "openai-organization",
+    "openai-project", "origin", "referer", "forwarded", "x-forwarded-for", "x-forwarded-host",
+    "x-forwarded-proto", "x-real-ip",
+})
+
+# The upstream's cookies and connection details are not the client's business.
+NOT_DOWNSTREAM = HOP_BY_HOP | frozenset({
+    "set-cookie", "server", "date", "alt-svc", "strict-transport-security",
+})
+
+
+def to_upstream(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    out: CIMultiDict[str] = CIMultiDict(
+        (name, value) for name, value in headers.items() if name.lower() not in NOT_UPSTREAM
+    )
+    # Ask for what the client asked for, and nothing else: bodies pass through undecoded.
+    out["Accept-Encoding"] = headers.get("Accept-Encoding", "identity")
+    return out
+
+
+def to_client(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    return CIMultiDict(
+        (name, value) for name, value in headers.items() if name.lower() not in NOT_DOWNSTREAM
+    )

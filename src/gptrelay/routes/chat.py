@@ -1,0 +1,41 @@
+"""``POST /chat``: the upstream's reply as a stream of NDJSON frames."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gptrelay import frames
+from gptrelay.chat_request import CHAT_HEADERS, read_chat_request
+from gptrelay.completions import CompletionReader
+from gptrelay.errors import RelayError
+from gptrelay.sse import SSEDecoder
+from gptrelay.state import SETTINGS, UPSTREAM
+from gptrelay.streaming import Stream
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    payload = await read_chat_request(request, settings.max_body_size, settings.default_model)
+    stream = Stream(request, frames.CONTENT_TYPE, frames.KEEPALIVE)
+    reader = CompletionReader()
+    try:
+        upstream = await request.app[UPSTREAM].request(
+            "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive)
+        async with upstream:
+            if upstream.status >= 400:
+                raise await upstream.error()
+            decoder = SSEDecoder()
+            async for chunk in upstream.chunks(on_wait=stream.keepalive):
+                out = [frames.content(text) for event in decoder.feed(chunk)
+                       if (text := reader.read(event))]
+                if out:
+                    await stream.write(out[0] if len(out) == 1 else b"".join(out))
+            out = [frames.content(text) for event in decoder.flush() if (text := reader.read(event))]
+            if out:
+                await stream.write(b"".join(out))
+            reader.check_complete()
+    except RelayError as error:
+        stream.set_status(error.status)
+        await stream.write(frames.error(error.message))
+    await stream.write(frames.done(reader.finish_reason, reader.usage))
+    return await stream.finish()

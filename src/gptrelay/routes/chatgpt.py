@@ -1,0 +1,57 @@
+"""``POST /chatgpt``: the upstream's server-sent events, relayed unchanged, event by event.
+
+Each event is written whole (with any comment lines just before it), so a
+client that parses every network read on its own never sees half an event.
+"""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from gptrelay.chat_request import CHAT_HEADERS, read_chat_request
+from gptrelay.errors import RelayError
+from gptrelay.sse import SSEDecoder
+from gptrelay.state import SETTINGS, UPSTREAM
+from gptrelay.streaming import Stream
+
+CONTENT_TYPE = "text/event-stream; charset=utf-8"
+PING = b": ping\n\n"
+DONE = b"data: [DONE]\n\n"
+
+
+def error_event(error: RelayError) -> bytes:
+    body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def chatgpt(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    payload = await read_chat_request(request, settings.max_body_size, settings.default_model)
+    stream = Stream(request, CONTENT_TYPE, PING)
+    try:
+        upstream = await request.app[UPSTREAM].request(
+            "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive)
+        async with upstream:
+            if upstream.status >= 400:
+                raise await upstream.error()
+            decoder = SSEDecoder()
+            done = False
+            async for chunk in upstream.chunks(on_wait=stream.keepalive):
+                events = decoder.feed(chunk)
+                if events:
+                    await stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))
+                    done = events[-1].data == "[DONE]"
+            events = decoder.flush()
+            tail = b"".join(e.raw for e in events) + decoder.rest
+            if events:
+                done = events[-1].data == "[DONE]"
+            if tail:
+                await stream.write(tail)
+            if not done:
+                await stream.write(DONE)
+    except RelayError as error:
+        if not stream.started:
+            raise  # rendered with its status; an upstream error keeps the upstream's own body
+        await stream.write(error_event(error) + DONE)
+    return await stream.finish()

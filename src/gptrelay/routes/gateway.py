@@ -1,0 +1,88 @@
+"""``/v1/{path}``: an OpenAI-compatible gateway that streams both ways.
+
+Method, path, query and end-to-end headers go upstream as sent, with the
+relay's credentials instead of the client's; the reply's status, headers
+and body come back as they arrive, never decoded or buffered whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from gptrelay import headers as header_rules
+from gptrelay.chat_request import read_body
+from gptrelay.errors import PayloadTooLarge, RelayError
+from gptrelay.state import SETTINGS, UPSTREAM
+from gptrelay.streaming import STREAM_HEADERS
+
+# Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
+SMALL_BODY = 1024 * 1024
+PING = b": ping\n\n"
+
+
+async def _stream_body(request: web.Request, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.content.iter_any():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        yield chunk
+
+
+async def gateway(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    headers = header_rules.to_upstream(request.headers)
+    is_json = request.content_type == "application/json"
+    limit = settings.max_body_size if is_json else settings.max_upload_size
+    data: bytes | AsyncIterator[bytes] | None = None
+    if request.body_exists:
+        length = request.content_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        if length is not None and length <= SMALL_BODY:
+            data = await read_body(request, limit)
+            if is_json and b'"stream"' in data and _wants_stream(data):
+                headers["Accept-Encoding"] = "identity"  # a streamed reply is never compressed
+        else:
+            data = _stream_body(request, limit)
+            if length is not None:
+                headers["Content-Length"] = str(length)
+
+    upstream = await request.app[UPSTREAM].request(
+        request.method, request.match_info["path"], headers=headers, data=data,
+        query=request.query_string)
+    async with upstream:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=header_rules.to_client(upstream.headers))
+        streaming = upstream.is_event_stream
+        if streaming:
+            response.headers.update(STREAM_HEADERS)
+        await response.prepare(request)
+
+        async def ping() -> None:
+            await response.write(PING)
+
+        try:
+            async for chunk in upstream.chunks(on_wait=ping if streaming else None):
+                await response.write(chunk)
+        except RelayError as error:
+            if not streaming:
+                # The body's framing is left unfinished: the client sees it is incomplete.
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
+            await response.write(b"data: " + orjson.dumps(body) + b"\n\n")
+    await response.write_eof()
+    return response
+
+
+def _wants_stream(data: bytes) -> bool:
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and body.get("stream") is True

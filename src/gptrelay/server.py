@@ -1,0 +1,115 @@
+"""Running the relay: one process, or several sharing the port (``--workers``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from gptrelay import __version__
+from gptrelay.app import create_app
+from gptrelay.settings import Settings, mask
+
+log = logging.getLogger("gptrelay")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def banner(settings: Settings) -> str:
+    upstream = ("the built-in demo upstream (replies are simulated)" if settings.demo
+                else f"{settings.openai_base_url} with key {mask(settings.openai_api_key)}")
+    access = (f"access key {mask(settings.authorization_key)}" if settings.access_keys
+              else "no access key (anyone who can connect may use it)")
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    return (f"gptrelay {__version__} listening on http://{settings.host}:{settings.port}{workers}\n"
+            f"  upstream: {upstream}\n  access:   {access}")
+
+
+async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
+    """Start serving; return the runner (for ``cleanup()``) and the bound port."""
+    runner = web.AppRunner(create_app(settings), handler_cancellation=True,
+                           access_log=log if settings.access_log else None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise SystemExit(f"gptrelay: cannot listen on {settings.host}:{settings.port}: "
+                         f"{error.strerror}") from None
+    return runner, runner.addresses[0][1]
+
+
+async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
+    runner, _ = await start(settings, reuse_port=reuse_port)
+    if announce:
+        print(banner(settings), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: Settings) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM."""
+    if settings.workers == 1:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(settings))
+        return
+    _check_port_free(settings)
+    print(banner(settings), flush=True)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_worker, args=(settings,), daemon=True)
+               for _ in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+
+    previous: dict[int, Callable[..., object] | int | None] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, stop)
+    for worker in workers:
+        worker.join()
+    if not stopping:
+        sys.exit("gptrelay: a worker stopped unexpectedly")
+
+
+def _worker(settings: Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(settings, reuse_port=True, announce=False))
+
+
+def _check_port_free(settings: Settings) -> None:
+    """With SO_REUSEPORT a busy port would be shared silently; refuse instead, as one process would."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as error:
+            raise SystemExit(f"gptrelay: cannot listen on {settings.host}:{settings.port}: "
+                             f"{error.strerror}") from None

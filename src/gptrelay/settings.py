@@ -1,0 +1,115 @@
+"""Settings: command-line flags over environment variables over ``.env``.
+
+Built once at start (``Settings()``), handed to ``create_app(settings)``,
+never read from module globals.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+def mask(secret: str | SecretStr | None) -> str:
+    """``sk-…abcd``: enough to tell keys apart, never enough to use one."""
+    if secret is None:
+        return "(none)"
+    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    if len(value) < 12:
+        return "…" + "*" * 4
+    prefix = value[:3] if value.startswith("sk-") else ""
+    return f"{prefix}…{value[-4:]}"
+
+
+def normalise_base_url(url: str) -> str:
+    """``https://host/v1/`` → ``https://host/v1``; a bare host gets ``/v1``."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL such as https://api.openai.com/v1, got {url!r}")
+    path = parts.path.rstrip("/")
+    if path.endswith("/chat/completions"):
+        raise ValueError(f"must be the API's base URL (…/v1), not an endpoint: {url!r}")
+    if not path:
+        path = "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Everything the relay can be told. Environment names are in ``validation_alias``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+    )
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    openai_organization: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_ORGANIZATION", "OPENAI_ORG_ID", "OPENAI_API_ORGANIZATION"),
+    )
+    openai_project: str | None = Field(None, validation_alias=AliasChoices("OPENAI_PROJECT", "OPENAI_PROJECT_ID"))
+    authorization_key: SecretStr | None = Field(None, validation_alias="AUTHORIZATION_KEY")
+    host: str = Field("127.0.0.1", validation_alias="HOST")
+    port: int = Field(3666, ge=1, le=65535, validation_alias=AliasChoices("SERVER_PORT", "PORT"))
+    default_model: str = Field("gpt-4o-mini", min_length=1, validation_alias="DEFAULT_MODEL")
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(("*",), validation_alias="CORS_ORIGINS")
+
+    connect_timeout: float = Field(10.0, gt=0, validation_alias="UPSTREAM_CONNECT_TIMEOUT")
+    first_byte_timeout: float = Field(600.0, gt=0, validation_alias="UPSTREAM_FIRST_BYTE_TIMEOUT")
+    read_timeout: float = Field(300.0, gt=0, validation_alias="UPSTREAM_READ_TIMEOUT")
+    keepalive_interval: float = Field(15.0, gt=0, validation_alias="KEEPALIVE_INTERVAL")
+    max_body_size: int = Field(20 * MiB, gt=0, validation_alias="MAX_BODY_SIZE")
+    max_upload_size: int = Field(512 * MiB, gt=0, validation_alias="MAX_UPLOAD_SIZE")
+
+    workers: int = Field(1, ge=1, le=64, validation_alias="WORKERS")
+    access_log: bool = Field(False, validation_alias="ACCESS_LOG")
+    allow_no_auth: bool = Field(False, validation_alias="ALLOW_NO_AUTH")
+    demo: bool = Field(False, validation_alias="GPTRELAY_DEMO")
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return normalise_base_url(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("openai_api_key", "authorization_key", "openai_organization", "openai_project", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def access_keys(self) -> tuple[str, ...]:
+        return (self.authorization_key.get_secret_value(),) if self.authorization_key else ()
+
+    def problems(self) -> list[str]:
+        """What stops this configuration from starting, one line each."""
+        found = []
+        if self.openai_api_key is None and not self.demo:
+            found.append("OPENAI_API_KEY is not set: put your upstream key in .env "
+                         "(or try `gptrelay serve --demo` without one)")
+        if not self.access_keys and not is_loopback(self.host) and not self.allow_no_auth:
+            found.append(f"refusing to serve on {self.host} without an access key: set AUTHORIZATION_KEY "
+                         "(or pass --allow-no-auth if something else guards this relay)")
+        return found

@@ -1,0 +1,12 @@
+"""What handlers reach through the application: typed keys, set up by ``create_app``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gptrelay.settings import Settings
+from gptrelay.upstream import Upstream
+
+SETTINGS = web.AppKey("settings", Settings)
+UPSTREAM = web.AppKey("upstream", Upstream)
+PAGE = web.AppKey("page", str)

@@ -1,0 +1,46 @@
+"""Streamed responses to the client: the headers every stream carries, sent on first write."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
+class Stream:
+    """A streamed response whose status and headers are sent with the first bytes.
+
+    Until then ``status`` can still change, so an error that comes before the
+    first byte is told with its own status.
+    """
+
+    __slots__ = ("_keepalive", "request", "response")
+
+    def __init__(self, request: web.Request, content_type: str, keepalive: bytes) -> None:
+        self.request = request
+        self.response = web.StreamResponse(headers={"Content-Type": content_type, **STREAM_HEADERS})
+        self._keepalive = keepalive
+
+    @property
+    def started(self) -> bool:
+        return self.response.prepared
+
+    def set_status(self, status: int) -> None:
+        if not self.started:
+            self.response.set_status(status)
+
+    async def write(self, data: bytes) -> None:
+        response = self.response
+        if not response.prepared:
+            await response.prepare(self.request)
+        await response.write(data)
+
+    async def keepalive(self) -> None:
+        await self.write(self._keepalive)
+
+    async def finish(self) -> web.StreamResponse:
+        await self.response.write_eof()
+        return self.response

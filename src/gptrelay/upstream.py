@@ -1,0 +1,259 @@
+"""The one place that talks to the upstream API.
+
+``Upstream`` owns the process's pooled HTTP client (opened at start, closed
+at shutdown). Routes call ``Upstream.request`` and read ``UpstreamResponse``;
+they never see the HTTP client's types or exceptions, which ``_translate``
+turns into ``gptrelay.errors`` at this one boundary.
+
+Timeouts: connecting (``connect_timeout``), the first byte of the reply
+(``first_byte_timeout``, headers and first body bytes) and silence between
+reads after that (``read_timeout``). None limits a reply's total length.
+While waiting for the first byte, ``on_wait`` is called every
+``keepalive_interval`` seconds so a route can keep its client's connection alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from gptrelay import __version__
+from gptrelay.completions import error_message
+from gptrelay.errors import StreamCut, UpstreamError, UpstreamStatus, UpstreamTimeout
+from gptrelay.settings import Settings
+
+OnWait = Callable[[], Awaitable[None]]
+
+USER_AGENT = f"gptrelay/{__version__}"
+ERROR_BODY_LIMIT = 1024 * 1024
+
+
+class Upstream:
+    """The upstream API: its base URL, its credentials and one connection pool."""
+
+    def __init__(self, settings: Settings, base_url: str | None = None) -> None:
+        self.base_url = (base_url or settings.openai_base_url).rstrip("/")
+        self.host = URL(self.base_url).host or self.base_url
+        self.connect_timeout = settings.connect_timeout
+        self.first_byte_timeout = settings.first_byte_timeout
+        self.read_timeout = settings.read_timeout
+        self.keepalive_interval = settings.keepalive_interval
+        credentials: dict[str, str] = {}
+        if settings.openai_api_key is not None:
+            credentials["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+        if settings.openai_organization:
+            credentials["OpenAI-Organization"] = settings.openai_organization
+        if settings.openai_project:
+            credentials["OpenAI-Project"] = settings.openai_project
+        self.credentials = credentials
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
+                                          sock_read=None),
+            auto_decompress=False,  # bytes pass through as sent; /chat asks for identity
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY, for servers that reach the upstream through a proxy
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url(self, path: str, query: str = "") -> URL:
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        return URL(f"{url}?{query}" if query else url, encoded=True)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        data: Any = None,
+        query: str = "",
+        on_wait: OnWait | None = None,
+    ) -> UpstreamResponse:
+        """Send a request with the relay's own credentials; return once headers arrive."""
+        assert self._session is not None, "Upstream.start() was not called"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.first_byte_timeout
+        sending = self._session.request(
+            method, self.url(path, query), headers={**headers, **self.credentials}, data=data,
+            allow_redirects=False,
+        )
+        with self._translate():
+            if on_wait is None:
+                async with asyncio.timeout_at(deadline):
+                    response = await sending
+            else:
+                task = asyncio.ensure_future(sending)
+                try:
+                    while True:
+                        await asyncio.wait((task,), timeout=min(self.keepalive_interval,
+                                                                deadline - loop.time()))
+                        if task.done():
+                            response = task.result()
+                            break
+                        if loop.time() >= deadline:
+                            raise TimeoutError
+                        await on_wait()
+                finally:
+                    if not task.done():
+                        task.cancel()
+                        with contextlib.suppress(BaseException):
+                            await task
+        return UpstreamResponse(self, response, deadline)
+
+    @contextlib.contextmanager
+    def _translate(self, started: bool = False) -> Iterator[None]:
+        """The HTTP client's exceptions, as the relay's errors. Never mentions a key."""
+        try:
+            yield
+        except TimeoutError:
+            if started:
+                raise UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s") from None
+            raise UpstreamTimeout(f"the upstream at {self.host} did not answer in time") from None
+        except aiohttp.ClientConnectorError as error:
+            reason = error.os_error.strerror or str(error.os_error) or type(error.os_error).__name__
+            raise UpstreamError(f"cannot connect to the upstream at {self.host}: {reason}") from None
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+            if started:
+                raise StreamCut("the upstream stream was cut off before the reply was complete") from None
+            raise UpstreamError(f"the upstream at {self.host} closed the connection") from None
+        except aiohttp.ClientError as error:
+            raise UpstreamError(f"the request to the upstream at {self.host} failed: "
+                                f"{type(error).__name__}") from None
+
+
+class UpstreamResponse:
+    """An upstream reply whose headers have arrived; its body is read with ``chunks()``."""
+
+    __slots__ = ("_deadline", "_response", "_upstream", "headers", "reason", "status")
+
+    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, deadline: float) -> None:
+        self._upstream = upstream
+        self._response = response
+        self._deadline = deadline
+        self.status = response.status
+        self.reason = response.reason
+        self.headers: CIMultiDictProxy[str] = response.headers
+
+    async def __aenter__(self) -> UpstreamResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Give the connection back if the body was read whole, else close it (the upstream stops)."""
+        response = self._response
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self.headers.get("Content-Type", "").startswith("text/event-stream")
+
+    async def read(self, limit: int = ERROR_BODY_LIMIT) -> bytes:
+        """The whole body, up to ``limit`` bytes (for error bodies and small replies)."""
+        with self._upstream._translate(started=True):
+            async with asyncio.timeout(self._upstream.read_timeout):
+                return await self._response.content.read(limit)
+
+    async def error(self) -> UpstreamStatus:
+        """This error reply as an ``UpstreamStatus`` carrying the upstream's own message."""
+        body = await self.read()
+        try:
+            message = error_message(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            message = None
+        if message is None:
+            text = body.decode("utf-8", "replace").strip()
+            message = " ".join(text.split())[:300] or (self.reason or "no message")
+        return UpstreamStatus(self.status, f"upstream error {self.status}: {message}", body,
+                              self.headers.get("Content-Type", "application/json"))
+
+    async def chunks(self, on_wait: OnWait | None = None) -> AsyncIterator[bytes]:
+        """The body as it arrives, one network read at a time."""
+        upstream = self._upstream
+        content = self._response.content
+        loop = asyncio.get_running_loop()
+        with upstream._translate(started=True):
+            while True:  # the first byte: tick while the upstream thinks
+                wait = self._deadline - loop.time()
+                if on_wait is not None:
+                    wait = min(wait, upstream.keepalive_interval)
+                try:
+                    async with asyncio.timeout(max(wait, 0)):
+                        chunk = await content.readany()
+                    break
+                except TimeoutError:
+                    if on_wait is None or loop.time() >= self._deadline:
+                        raise UpstreamTimeout(
+                            f"the upstream sent no reply within {upstream.first_byte_timeout:g} s") from None
+                    await on_wait()
+            if not chunk:
+                return
+            yield chunk
+            with IdleTimer(upstream.read_timeout) as idle:
+                while True:
+                    idle.since = loop.time()
+                    chunk = await content.readany()
+                    idle.since = 0.0
+                    if not chunk:
+                        return
+                    yield chunk
+
+
+class IdleTimer:
+    """Raises ``TimeoutError`` in the current task once one wait for data lasts ``timeout`` seconds.
+
+    One timer per quiet period instead of one per read: the reader only
+    stamps when it starts and stops waiting, and the timer re-arms itself.
+    Time the reader spends elsewhere (writing to a slow client) never counts.
+    """
+
+    __slots__ = ("_handle", "_loop", "_task", "expired", "since", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.since = 0.0  # when the current wait began; 0 while not waiting
+        self.expired = False
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> IdleTimer:
+        self._handle = self._loop.call_later(self.timeout, self._check)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self.expired and kind is asyncio.CancelledError and self._task is not None:
+            if self._task.uncancel() == 0:
+                raise TimeoutError from None
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self.since and now - self.since >= self.timeout:
+            self.expired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        due = self.since + self.timeout if self.since else now + self.timeout
+        self._handle = self._loop.call_at(due, self._check)
