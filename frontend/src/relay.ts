@@ -1,0 +1,52 @@
+// What the page asks the relay for besides /chat: the model list (which also
+// tells whether the access key is accepted).
+
+export type ModelsResult =
+  | { ok: true; models: string[] }
+  | { ok: false; status: number; message: string };
+
+/** URLs relative to the page, so a relay behind a path prefix still works. */
+export function relayUrl(path: string): string {
+  return new URL(path, document.baseURI).href;
+}
+
+export function authHeaders(key: string): Record<string, string> {
+  return key ? { Authorization: /^bearer\s/i.test(key) ? key : `Bearer ${key}` } : {};
+}
+
+// Models that cannot chat; hidden from the picker.
+const NOT_CHAT = /embedding|tts|whisper|dall-e|davinci|babbage|moderation|transcribe|realtime|image|audio/i;
+
+export async function fetchModels(key: string): Promise<ModelsResult> {
+  let response: Response;
+  try {
+    response = await fetch(relayUrl("v1/models"), { headers: authHeaders(key), cache: "no-store" });
+  } catch (error) {
+    return { ok: false, status: 0, message: error instanceof Error ? error.message : String(error) };
+  }
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    return { ok: false, status: response.status, message: errorMessage(body) ?? `HTTP ${response.status}` };
+  }
+  const data = isObject(body) && Array.isArray(body.data) ? body.data : [];
+  const models = data
+    .map((item) => (isObject(item) && typeof item.id === "string" ? item.id : ""))
+    .filter((id) => id && !NOT_CHAT.test(id))
+    .sort((a, b) => a.localeCompare(b));
+  return { ok: true, models };
+}
+
+function errorMessage(body: unknown): string | null {
+  if (isObject(body) && isObject(body.error) && typeof body.error.message === "string") return body.error.message;
+  if (isObject(body) && typeof body.content === "string") return body.content;
+  return null;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
