@@ -6,7 +6,6 @@ Middlewares, outermost first: errors rendered (the one place a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 import orjson
@@ -16,7 +15,7 @@ from aiohttp.typedefs import Handler
 from gptrelay import frames
 from gptrelay.access import AccessKeys
 from gptrelay.cors import Cors
-from gptrelay.errors import RelayError, UpstreamStatus
+from gptrelay.errors import RelayError, UpstreamStatus, report
 from gptrelay.routes import pages
 from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
@@ -24,8 +23,6 @@ from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings
 from gptrelay.state import PAGE, SETTINGS, UPSTREAM
 from gptrelay.upstream import Upstream
-
-log = logging.getLogger("gptrelay")
 
 
 def render(request: web.Request, error: RelayError) -> web.Response:
@@ -46,8 +43,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except RelayError as error:
-        if error.status >= 500:
-            log.warning("%s %s: %s", request.method, request.path, error.message)
+        report(error, request.method, request.path)
         return render(request, error)
     except web.HTTPException as error:
         if error.status < 400:

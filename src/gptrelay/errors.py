@@ -16,6 +16,10 @@ routes raise these and never see the client's types.
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger("gptrelay")
+
 
 class RelayError(Exception):
     status = 500
@@ -69,3 +73,9 @@ class UpstreamTimeout(UpstreamError):
 
 class StreamCut(UpstreamError):
     pass
+
+
+def report(error: RelayError, method: str, path: str) -> None:
+    """Log a failure that is the upstream's or the relay's (not the client's). Messages hold no keys."""
+    if error.status >= 500:
+        log.warning("%s %s: %s", method, path, error.message)

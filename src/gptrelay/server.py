@@ -27,13 +27,13 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def banner(settings: Settings) -> str:
+def banner(settings: Settings, port: int) -> str:
     upstream = ("the built-in demo upstream (replies are simulated)" if settings.demo
                 else f"{settings.openai_base_url} with key {mask(settings.openai_api_key)}")
     access = (f"access key {mask(settings.authorization_key)}" if settings.access_keys
               else "no access key (anyone who can connect may use it)")
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
-    return (f"gptrelay {__version__} listening on http://{settings.host}:{settings.port}{workers}\n"
+    return (f"gptrelay {__version__} listening on http://{settings.host}:{port}{workers}\n"
             f"  upstream: {upstream}\n  access:   {access}")
 
 
@@ -53,9 +53,9 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
 
 
 async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
-    runner, _ = await start(settings, reuse_port=reuse_port)
+    runner, port = await start(settings, reuse_port=reuse_port)
     if announce:
-        print(banner(settings), flush=True)
+        print(banner(settings, port), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -73,7 +73,7 @@ def run(settings: Settings) -> None:
             runner.run(serve(settings))
         return
     _check_port_free(settings)
-    print(banner(settings), flush=True)
+    print(banner(settings, settings.port), flush=True)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings,), daemon=True)
                for _ in range(settings.workers)]

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     openai_project: str | None = Field(None, validation_alias=AliasChoices("OPENAI_PROJECT", "OPENAI_PROJECT_ID"))
     authorization_key: SecretStr | None = Field(None, validation_alias="AUTHORIZATION_KEY")
     host: str = Field("127.0.0.1", validation_alias="HOST")
-    port: int = Field(3666, ge=1, le=65535, validation_alias=AliasChoices("SERVER_PORT", "PORT"))
+    port: int = Field(3666, ge=0, le=65535, validation_alias=AliasChoices("SERVER_PORT", "PORT"))
     default_model: str = Field("gpt-4o-mini", min_length=1, validation_alias="DEFAULT_MODEL")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(("*",), validation_alias="CORS_ORIGINS")
 

@@ -199,7 +199,7 @@ class UpstreamResponse:
                     wait = min(wait, upstream.keepalive_interval)
                 try:
                     async with asyncio.timeout(max(wait, 0)):
-                        chunk = await content.readany()
+                        chunk = await _read(content)
                     break
                 except TimeoutError:
                     if on_wait is None or loop.time() >= self._deadline:
@@ -212,11 +212,25 @@ class UpstreamResponse:
             with IdleTimer(upstream.read_timeout) as idle:
                 while True:
                     idle.since = loop.time()
-                    chunk = await content.readany()
+                    chunk = await _read(content)
                     idle.since = 0.0
                     if not chunk:
                         return
                     yield chunk
+
+
+async def _read(content: aiohttp.StreamReader) -> bytes:
+    """One network read. When the connection breaks, aiohttp raises at once and
+    drops what had already arrived: hand that over first, raise on the next read."""
+    try:
+        return await content.readany()
+    except aiohttp.ClientPayloadError:
+        buffer = getattr(content, "_buffer", None)
+        if not buffer:
+            raise
+        rest = b"".join(buffer)
+        buffer.clear()
+        return rest
 
 
 class IdleTimer:

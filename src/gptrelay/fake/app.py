@@ -123,7 +123,11 @@ class FakeUpstream:
         name = scenario.name
 
         if name == "slow-headers":
-            await asyncio.sleep(scenario.number("seconds", 3600))
+            try:
+                await asyncio.sleep(scenario.number("seconds", 3600))
+            except asyncio.CancelledError:
+                record.disconnected = time.monotonic()
+                raise
         if name == "error":
             return error_response(scenario.integer("status", 500), scenario.params.get("text"))
         if model == "no-such-model":
@@ -238,7 +242,7 @@ class FakeUpstream:
             size = rng.randint(1, 3) if tiny else rng.randint(1, 40)
             await response.write(data[position:position + size])
             position += size
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.001)
 
     # -- the rest of the API -----------------------------------------------------
 

@@ -7,8 +7,8 @@ from aiohttp import web
 from gptrelay import frames
 from gptrelay.chat_request import CHAT_HEADERS, read_chat_request
 from gptrelay.completions import CompletionReader
-from gptrelay.errors import RelayError
-from gptrelay.sse import SSEDecoder
+from gptrelay.errors import RelayError, report
+from gptrelay.sse import Event, SSEDecoder
 from gptrelay.state import SETTINGS, UPSTREAM
 from gptrelay.streaming import Stream
 
@@ -26,16 +26,28 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 raise await upstream.error()
             decoder = SSEDecoder()
             async for chunk in upstream.chunks(on_wait=stream.keepalive):
-                out = [frames.content(text) for event in decoder.feed(chunk)
-                       if (text := reader.read(event))]
-                if out:
-                    await stream.write(out[0] if len(out) == 1 else b"".join(out))
-            out = [frames.content(text) for event in decoder.flush() if (text := reader.read(event))]
-            if out:
-                await stream.write(b"".join(out))
+                await _relay(decoder.feed(chunk), reader, stream)
+            await _relay(decoder.flush(), reader, stream)
             reader.check_complete()
     except RelayError as error:
+        report(error, "POST", "/chat")
         stream.set_status(error.status)
         await stream.write(frames.error(error.message))
     await stream.write(frames.done(reader.finish_reason, reader.usage))
     return await stream.finish()
+
+
+async def _relay(events: list[Event], reader: CompletionReader, stream: Stream) -> None:
+    """Write the text of one network read's events as frames, in one write.
+
+    Text read before an error event is still written before the error is raised.
+    """
+    out: list[bytes] = []
+    try:
+        for event in events:
+            text = reader.read(event)
+            if text:
+                out.append(frames.content(text))
+    finally:
+        if out:
+            await stream.write(out[0] if len(out) == 1 else b"".join(out))

@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from gptrelay.chat_request import CHAT_HEADERS, read_chat_request
-from gptrelay.errors import RelayError
+from gptrelay.errors import RelayError, report
 from gptrelay.sse import SSEDecoder
 from gptrelay.state import SETTINGS, UPSTREAM
 from gptrelay.streaming import Stream
@@ -53,5 +53,6 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
     except RelayError as error:
         if not stream.started:
             raise  # rendered with its status; an upstream error keeps the upstream's own body
+        report(error, "POST", "/chatgpt")
         await stream.write(error_event(error) + DONE)
     return await stream.finish()

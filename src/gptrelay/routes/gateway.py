@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gptrelay import headers as header_rules
 from gptrelay.chat_request import read_body
-from gptrelay.errors import PayloadTooLarge, RelayError
+from gptrelay.errors import PayloadTooLarge, RelayError, report
 from gptrelay.state import SETTINGS, UPSTREAM
 from gptrelay.streaming import STREAM_HEADERS
 
@@ -69,6 +69,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
             async for chunk in upstream.chunks(on_wait=ping if streaming else None):
                 await response.write(chunk)
         except RelayError as error:
+            report(error, request.method, request.path)
             if not streaming:
                 # The body's framing is left unfinished: the client sees it is incomplete.
                 if request.transport is not None:

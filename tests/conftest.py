@@ -1,0 +1,145 @@
+"""Shared fixtures: a fake upstream and real relays, served on loopback from a background loop.
+
+Tests talk to them over real sockets with real clients (httpx, the openai
+SDK, a browser). ``GPTRELAY_FAIL_ON_SKIP=1`` (set by ``.ci/run``) turns
+every skip into a failure, so CI always runs the tests that need a browser
+or a service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+
+from gptrelay.fake import FakeUpstream
+from gptrelay.server import start
+from gptrelay.settings import Settings
+
+T = TypeVar("T")
+
+ACCESS_KEY = "test-access-key"
+UPSTREAM_KEY = "sk-test-upstream-7f3a"
+
+# Settings read from the environment must not leak into tests from the machine's.
+SETTING_NAMES = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORGANIZATION", "OPENAI_ORG_ID",
+    "OPENAI_API_ORGANIZATION", "OPENAI_PROJECT", "OPENAI_PROJECT_ID", "AUTHORIZATION_KEY", "HOST",
+    "SERVER_PORT", "PORT", "DEFAULT_MODEL", "CORS_ORIGINS", "WORKERS", "ACCESS_LOG", "ALLOW_NO_AUTH",
+    "GPTRELAY_DEMO", "MAX_BODY_SIZE", "MAX_UPLOAD_SIZE", "KEEPALIVE_INTERVAL",
+    "UPSTREAM_CONNECT_TIMEOUT", "UPSTREAM_FIRST_BYTE_TIMEOUT", "UPSTREAM_READ_TIMEOUT",
+)
+for _name in SETTING_NAMES:
+    os.environ.pop(_name, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and os.environ.get("GPTRELAY_FAIL_ON_SKIP") == "1" and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped in CI, which must run every test: {reason}"
+
+
+class LoopThread:
+    """An event loop in a daemon thread; servers live there, tests call into it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def serve_app(self, app: web.Application) -> tuple[web.AppRunner, int]:
+        async def go() -> tuple[web.AppRunner, int]:
+            runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            return runner, runner.addresses[0][1]
+
+        return self.run(go())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@dataclass
+class RunningFake:
+    fake: FakeUpstream
+    url: str  # the base URL, ending in /v1
+    port: int
+
+
+@pytest.fixture(scope="session")
+def _fake_server(loop_thread: LoopThread) -> Iterator[RunningFake]:
+    fake = FakeUpstream(api_key=UPSTREAM_KEY)
+    runner, port = loop_thread.serve_app(fake.app())
+    yield RunningFake(fake, f"http://127.0.0.1:{port}/v1", port)
+    loop_thread.run(runner.cleanup())
+
+
+@pytest.fixture
+def fake_upstream(_fake_server: RunningFake) -> RunningFake:
+    """The fake OpenAI upstream, its log emptied for this test."""
+    _fake_server.fake.log.clear()
+    return _fake_server
+
+
+@dataclass
+class RunningRelay:
+    url: str  # http://127.0.0.1:PORT, no trailing slash
+    key: str
+    settings: Settings
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+def relay_settings(fake: RunningFake | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "openai_api_key": UPSTREAM_KEY,
+        "openai_base_url": fake.url if fake else "http://127.0.0.1:9/v1",
+        "authorization_key": ACCESS_KEY,
+        "host": "127.0.0.1",
+        "port": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def relay(loop_thread: LoopThread, fake_upstream: RunningFake) -> Iterator[Callable[..., RunningRelay]]:
+    """A factory: ``relay(**settings)`` starts a real relay in front of the fake upstream."""
+    runners: list[web.AppRunner] = []
+
+    def make(**overrides: Any) -> RunningRelay:
+        settings = relay_settings(fake_upstream, **overrides)
+        runner, port = loop_thread.run(start(settings))
+        runners.append(runner)
+        return RunningRelay(f"http://127.0.0.1:{port}", settings.authorization_key.get_secret_value()
+                            if settings.authorization_key else "", settings)
+
+    yield make
+    for runner in runners:
+        loop_thread.run(runner.cleanup())

@@ -1,0 +1,126 @@
+"""The gptrelay command, run as a user runs it: a real process, its output, a real request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import chat, user
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "AUTHORIZATION_KEY")}
+
+
+def gptrelay(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 20
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gptrelay", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**CLEAN_ENV, **(env or {})})
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def start_relay(tmp_path: Path) -> Iterator[object]:
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, dotenv: str = "") -> tuple[subprocess.Popen[str], str, str]:
+        (tmp_path / ".env").write_text(dotenv)
+        port = free_port()
+        process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port), *args],
+                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=CLEAN_ENV)
+        processes.append(process)
+        assert process.stdout is not None
+        banner = "".join(process.stdout.readline() for _ in range(3))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        return process, url, banner
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_version(tmp_path: Path) -> None:
+    from gptrelay import __version__
+
+    result = gptrelay("--version", cwd=tmp_path)
+    assert result.stdout.strip() == f"gptrelay {__version__}"
+
+
+def test_refuses_a_public_bind_without_an_access_key_in_one_line(tmp_path: Path) -> None:
+    result = gptrelay("serve", "--host", "0.0.0.0", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "refusing to serve on 0.0.0.0 without an access key" in result.stderr
+
+
+def test_one_line_per_mistake(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OPENAI_BASE_URL=api.openai.com\n")
+    result = gptrelay("serve", "--port", "70000", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 2
+    assert any(line.startswith("gptrelay: --port: ") for line in lines)
+    assert any(line.startswith("gptrelay: OPENAI_BASE_URL: must be an http:// or https:// URL") for line in lines)
+
+
+def test_missing_upstream_key(tmp_path: Path) -> None:
+    result = gptrelay("serve", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("gptrelay: OPENAI_API_KEY is not set: put your upstream key in .env "
+                                     "(or try `gptrelay serve --demo` without one)")
+
+
+def test_demo_streams_and_says_it_is_simulated(start_relay) -> None:  # type: ignore[no-untyped-def]
+    process, url, banner = start_relay("--demo")
+    assert "demo upstream (replies are simulated)" in banner
+    reply = chat(url, user("hello"))
+    assert reply.status == 200
+    assert "simulated" in reply.text and len(reply.frames) > 10
+
+
+def test_keys_are_masked_in_the_banner(start_relay) -> None:  # type: ignore[no-untyped-def]
+    dotenv = ("OPENAI_API_KEY=sk-proj-verysecretupstreamkey9876\nAUTHORIZATION_KEY=access-key-for-friends-4321\n"
+              "OPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
+    process, url, banner = start_relay(dotenv=dotenv)
+    assert "sk-…9876" in banner and "…4321" in banner
+    assert "verysecret" not in banner and "for-friends" not in banner
+    reply = chat(url, user("hi"), {"Authorization": "access-key-for-friends-4321"})
+    assert reply.status == 502
+    process.terminate()
+    output = process.communicate(timeout=10)[0]
+    assert "verysecret" not in output and "for-friends" not in output
+    assert "cannot connect to the upstream" in output  # the failure is logged, the key is not
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = gptrelay("serve", "--demo", "--port", str(port), cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

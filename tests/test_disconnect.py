@@ -1,0 +1,66 @@
+"""A client that goes away: the relay closes its upstream request within one second."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from tests.conftest import RunningFake, RunningRelay
+from tests.helpers import user
+
+Relay = Callable[..., RunningRelay]
+
+
+def post_and_vanish(relay: RunningRelay, path: str, body: dict[str, object], read_first: bool) -> float:
+    """Send a request over a raw socket, maybe read a little of the reply, then close. Returns when."""
+    payload = orjson.dumps(body)
+    host, port = relay.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+                  b"Authorization: Bearer " + relay.key.encode() + b"\r\n"
+                  b"Content-Length: " + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+        if read_first:
+            s.settimeout(5)
+            assert s.recv(65536)
+        else:
+            time.sleep(0.3)
+    return time.monotonic()
+
+
+def wait_for_disconnect(fake: RunningFake, path: str = "/v1/chat/completions", within: float = 1.0) -> float:
+    deadline = time.monotonic() + within + 1
+    while time.monotonic() < deadline:
+        records = [r for r in fake.fake.log if r.path == path]
+        if records and records[-1].disconnected is not None:
+            return records[-1].disconnected
+        time.sleep(0.01)
+    raise AssertionError("the upstream never saw its connection close")
+
+
+@pytest.mark.parametrize("path", ["/chat", "/chatgpt", "/v1/chat/completions"])
+def test_mid_stream(relay: Relay, fake_upstream: RunningFake, path: str) -> None:
+    body = {**user("/scenario long cut=1000 interval_ms=100"), "stream": True}
+    closed = post_and_vanish(relay(), path, body, read_first=True)
+    assert wait_for_disconnect(fake_upstream) - closed < 1.0
+
+
+@pytest.mark.parametrize("path", ["/chat", "/chatgpt"])
+def test_while_the_upstream_thinks(relay: Relay, fake_upstream: RunningFake, path: str) -> None:
+    closed = post_and_vanish(relay(), path, user("/scenario slow-first seconds=30"), read_first=False)
+    assert wait_for_disconnect(fake_upstream) - closed < 1.0
+
+
+def test_before_the_upstream_answers_headers(relay: Relay, fake_upstream: RunningFake) -> None:
+    closed = post_and_vanish(relay(), "/chat", user("/scenario slow-headers seconds=30"), read_first=False)
+    # The fake is still sleeping before its headers: it sees the cancellation as a disconnect too.
+    records = []
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not records:
+        records = [r for r in fake_upstream.fake.log if r.path == "/v1/chat/completions"]
+        time.sleep(0.01)
+    assert records
+    assert wait_for_disconnect(fake_upstream) - closed < 1.0
