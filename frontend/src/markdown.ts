@@ -197,7 +197,7 @@ export function sanitize(html: string): string {
 export function renderMarkdown(text: string): string {
   let html: string;
   try {
-    html = md.render(text);
+    html = md.render(text).trim();
   } catch {
     html = `<p>${md.utils.escapeHtml(text)}</p>`;
   }

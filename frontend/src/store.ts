@@ -117,10 +117,10 @@ export function normalize(value: unknown): Conversation | null {
       content: contentText(item.content),
       created: typeof item.created === "number" ? item.created : now,
     };
-    if (typeof item.error === "string") message.error = item.error;
+    if (typeof item.error === "string" || item.error === null) message.error = item.error;
     if (typeof item.status === "number") message.status = item.status;
-    if (typeof item.finish === "string") message.finish = item.finish;
-    if (item.stopped === true) message.stopped = true;
+    if (typeof item.finish === "string" || item.finish === null) message.finish = item.finish;
+    if (typeof item.stopped === "boolean") message.stopped = item.stopped;
     if (typeof item.model === "string") message.model = item.model;
     messages.push(message);
   }

@@ -38,9 +38,8 @@ class ChatPage:
         """Opens the page; with ``key`` (default: the relay's) already kept in the browser."""
         stored = relay.key if key == "relay" else key
         if stored is not None:
-            context.add_init_script(
-                f"if (!localStorage.getItem('gptrelay:key')) localStorage.setItem('gptrelay:key', {json.dumps(stored)});"
-            )
+            init_storage(context, f"if (!localStorage.getItem('gptrelay:key')) "
+                                  f"localStorage.setItem('gptrelay:key', {json.dumps(stored)});")
         page = context.new_page()
         page.goto(relay.url + "/")
         return cls(page, relay)
@@ -97,6 +96,11 @@ class ChatPage:
         expect(self.articles).to_have_count(len(texts))
         for n, text in enumerate(texts):
             expect(self.articles.nth(n)).to_contain_text(text)
+
+
+def init_storage(context: Any, script: str) -> None:
+    """Runs ``script`` before the page's own scripts, on pages that have a localStorage."""
+    context.add_init_script(f"if (location.protocol.startsWith('http')) {{ {script} }}")
 
 
 def chat_requests(fake: RunningFake) -> list[Record]:

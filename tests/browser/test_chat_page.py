@@ -13,7 +13,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from gptrelay.fake import replies
-from tests.browser.chat_page import ChatPage, chat_requests, wait_for
+from tests.browser.chat_page import ChatPage, chat_requests, init_storage, wait_for
 from tests.conftest import RunningFake, RunningRelay
 
 Relay = Callable[..., RunningRelay]
@@ -122,7 +122,7 @@ def test_a_reply_cut_for_length_is_continued_into_one_reply(
 def test_a_reply_still_cut_after_the_allowed_rounds_offers_continue(
         relay: Relay, fake_upstream: RunningFake, new_context: Context) -> None:
     context = new_context()
-    context.add_init_script("localStorage.setItem('gptrelay:settings', JSON.stringify({continueRounds: 1}))")
+    init_storage(context, "localStorage.setItem('gptrelay:settings', JSON.stringify({continueRounds: 1}))")
     chat = ChatPage.open(context, relay())
     chat.send("/scenario long cut=60")
     assert len(chat_requests(fake_upstream)) == 2
@@ -150,7 +150,7 @@ def test_history_survives_a_reload_and_export_then_import_gives_it_back(
     chat.expect_messages(texts)
     (original,) = chat.stored_conversations()
     assert original["system"] == "Answer briefly."
-    expect(chat.page.get_by_role("navigation", name="Conversations").get_by_role("button", name="/scenario chinese")).to_be_visible()
+    expect(chat.page.get_by_role("navigation", name="Conversations").get_by_role("button", name="/scenario chinese", exact=True)).to_be_visible()
 
     exported: dict[str, Path] = {}
     for kind, label in (("json", "Export as JSON"), ("md", "Export as Markdown")):
@@ -187,17 +187,17 @@ def test_conversations_switch_rename_and_start_anew(relay: Relay, new_context: C
     expect(chat.articles).to_have_count(0)
     chat.send("/scenario demo")
     nav = chat.page.get_by_role("navigation", name="Conversations")
-    nav.get_by_role("button", name="/scenario chinese").click()
+    nav.get_by_role("button", name="/scenario chinese", exact=True).click()
     chat.expect_messages(["/scenario chinese", replies.CHINESE])
 
     nav.get_by_role("button", name="Rename “/scenario chinese”").click()
     title = nav.get_by_role("textbox", name="Conversation title")
     title.fill("Greetings 你好")
     title.press("Enter")
-    expect(nav.get_by_role("button", name="Greetings 你好")).to_be_visible()
+    expect(nav.get_by_role("button", name="Greetings 你好", exact=True)).to_be_visible()
     expect(chat.page.get_by_role("heading", level=1)).to_have_text("Greetings 你好")
     chat.page.reload()
-    expect(nav.get_by_role("button", name="Greetings 你好")).to_have_attribute("aria-current", "page")
+    expect(nav.get_by_role("button", name="Greetings 你好", exact=True)).to_have_attribute("aria-current", "page")
 
 
 def test_a_wrong_access_key_gets_a_clear_message(relay: Relay, new_context: Context) -> None:
@@ -281,9 +281,9 @@ def test_controls_are_named_and_reachable_by_keyboard(relay: Relay, new_context:
     expect(chat.message_box).to_be_focused()
 
     # Enter sends, Shift+Enter starts a new line.
-    chat.message_box.type("line one")
+    chat.message_box.press_sequentially("line one")
     chat.message_box.press("Shift+Enter")
-    chat.message_box.type("/scenario chinese")
+    chat.message_box.press_sequentially("/scenario chinese")
     expect(chat.articles).to_have_count(0)
     chat.message_box.press("Enter")
     chat.wait_reply()
@@ -342,21 +342,46 @@ def test_chinese_interface_follows_the_browser_and_can_be_switched(
     expect(chat.button("Send")).to_be_visible()  # the choice is kept
 
 
+def seed_conversations(context: Any) -> None:
+    """A few conversations, as a user of the page would have them."""
+    now = int(time.time() * 1000)
+
+    def conversation(n: int, title: str, question: str, answer: str) -> dict[str, Any]:
+        return {"id": f"seed{n}", "title": title, "system": "", "model": "gpt-4o-mini",
+                "created": now - n * 3_600_000, "updated": now - n * 3_600_000, "messages": [
+                    {"id": f"q{n}", "role": "user", "content": question, "created": now},
+                    {"id": f"a{n}", "role": "assistant", "content": answer, "created": now,
+                     "finish": "stop", "error": None, "stopped": False, "model": "gpt-4o-mini"}]}
+
+    seeds = [
+        conversation(0, "A table, some Python and a formula",
+                     "Show me a table, a bit of Python and a formula.", replies.MARKDOWN),
+        conversation(1, "流式输出中文", "用中文打个招呼", replies.CHINESE),
+        conversation(30, "Explain HTTP streaming", "Explain HTTP streaming", "It sends the body in pieces."),
+    ]
+    script = "".join(f"localStorage.setItem('gptrelay:conversation:{c['id']}', {json.dumps(json.dumps(c))});"
+                     for c in seeds)
+    init_storage(context, f"if (!localStorage.getItem('gptrelay:current')) {{ {script} "
+                          "localStorage.setItem('gptrelay:current', 'seed0'); }")
+
+
 def test_phone_layout_and_screenshots_in_light_and_dark(
         relay: Relay, new_context: Context, artifacts: Path) -> None:
     context = new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    seed_conversations(context)
     chat = ChatPage.open(context, relay())
     page = chat.page
-    chat.send("Show me a quick tour: a table, some code and a formula.\n/scenario markdown")
-    page.get_by_role("button", name="Switch to dark theme").wait_for()
-    page.screenshot(path=str(artifacts / "chat-light.png"))
+    expect(chat.articles).to_have_count(2)
+    expect(chat.last_reply.locator(".katex-display")).to_be_visible()
+    page.evaluate("() => document.fonts.ready")
+    page.screenshot(path=str(artifacts / "chat-light.png"), animations="disabled")
     if os.environ.get("GPTRELAY_UPDATE_SCREENSHOT") == "1":
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(artifacts / "chat-light.png", DOCS_SCREENSHOT)
 
     page.get_by_role("button", name="Switch to dark theme").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
-    page.screenshot(path=str(artifacts / "chat-dark.png"))
+    page.screenshot(path=str(artifacts / "chat-dark.png"), animations="disabled")
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")  # the choice is kept
 
@@ -364,11 +389,11 @@ def test_phone_layout_and_screenshots_in_light_and_dark(
     expect(page.get_by_role("button", name="Show conversations")).to_be_visible()
     expect(chat.message_box).to_be_visible()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=str(artifacts / "chat-phone-dark.png"))
+    page.screenshot(path=str(artifacts / "chat-phone-dark.png"), animations="disabled")
     page.get_by_role("button", name="Show conversations").click()
     nav = page.get_by_role("navigation", name="Conversations")
     expect(nav).to_be_visible()
-    page.screenshot(path=str(artifacts / "chat-phone-drawer.png"))
+    page.screenshot(path=str(artifacts / "chat-phone-drawer.png"), animations="disabled")
     page.keyboard.press("Escape")
     expect(nav).to_be_hidden()
     for name in ("chat-light.png", "chat-dark.png", "chat-phone-dark.png"):
