@@ -1,0 +1,455 @@
+"""The gptrelay benchmark, one command: relay vs the byte pipe vs direct, side by side.
+
+    python bench/run.py                  # 3 rounds, 1,000 and 10,000 paced streams
+    python bench/run.py --quick          # 1 short round, 1,000 streams: a smoke test
+    python bench/run.py --profile        # also py-spy the relay under /chat load
+
+Starts the upstream (bench/fastfake.py by default, or ``--upstream fake`` for
+``python -m gptrelay.fake``), ``gptrelay serve`` and bench/bytepipe.py as subprocesses,
+pins the relay and the byte pipe to core 0 and the upstream and the load generators to
+core 1 (when there are two cores), and writes bench/results/latest.md and latest.json.
+Every subprocess is killed on exit, Ctrl-C and errors included. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+
+def ensure_requirements() -> None:
+    """Install bench-only tools into this interpreter's environment (quietly, once)."""
+    try:
+        import psutil  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r",
+                        str(BENCH / "requirements.txt")], check=True)
+
+
+def gptrelay_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "gptrelay"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(BENCH.parent)], check=True)
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "gptrelay"]
+
+
+ensure_requirements()
+
+import harness as h  # noqa: E402
+import psutil  # noqa: E402
+import report  # noqa: E402
+from httpclient import percentile  # noqa: E402
+
+PY = h.PYTHON
+STREAM_CHUNKS = 20
+STREAM_INTERVAL_MS = 50
+
+
+class Stack:
+    """The processes of one run: upstream, relay, byte pipe."""
+
+    def __init__(self, args: argparse.Namespace, logs: Path, relay_cmd: list[str]) -> None:
+        self.args = args
+        self.logs = logs
+        self.relay_cmd = relay_cmd
+        two = h.cores() >= 2
+        self.relay_cpus: set[int] | None = {0} if two else None
+        self.load_cpus: set[int] | None = {1} if two else None
+        self.workdir = Path(tempfile.mkdtemp(prefix="gptrelay-bench-"))  # no stray .env
+        self.fake_port = h.free_port()
+        self.fake: subprocess.Popen[bytes] | None = None
+        self.relay: subprocess.Popen[bytes] | None = None
+        self.pipe: subprocess.Popen[bytes] | None = None
+        self.relay_port = 0
+        self.pipe_port = 0
+
+    @property
+    def upstream(self) -> str:
+        return f"http://127.0.0.1:{self.fake_port}/v1"
+
+    def start_fake(self, cpus: set[int] | None = None) -> None:
+        argv = ([PY, str(BENCH / "fastfake.py")] if self.args.upstream == "fast"
+                else [PY, "-m", "gptrelay.fake", "--no-log"])
+        self.fake = h.start([*argv, "--port", str(self.fake_port)], cpus=cpus or self.load_cpus,
+                            log=self.logs / "upstream.log")
+        h.wait_healthy(self.fake_port, self.fake, path="/v1/models")
+
+    def start_relay(self, workers: int = 1, pinned: bool = True) -> None:
+        if self.relay is not None:
+            h.stop(self.relay)
+        self.relay_port = h.free_port()
+        argv = [*self.relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(self.relay_port)]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        env = {"OPENAI_BASE_URL": self.upstream, "OPENAI_API_KEY": "sk-bench",
+               "AUTHORIZATION_KEY": "bench-key"}
+        self.relay = h.start(argv, cpus=self.relay_cpus if pinned else None, env=env,
+                             log=self.logs / "relay.log", cwd=self.workdir)
+        h.wait_healthy(self.relay_port, self.relay)
+        if workers > 1:  # every worker up: wait until the tree has them
+            deadline = time.monotonic() + 10
+            while len(h.tree(self.relay.pid)) < workers and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+    def start_pipe(self) -> None:
+        if self.pipe is not None:
+            h.stop(self.pipe)
+        self.pipe_port = h.free_port()
+        self.pipe = h.start([PY, str(BENCH / "bytepipe.py"), "--port", str(self.pipe_port),
+                             "--upstream", self.upstream], cpus=self.relay_cpus,
+                            log=self.logs / "bytepipe.log")
+        h.wait_healthy(self.pipe_port, self.pipe)
+
+    def targets(self) -> dict[str, tuple[int, str, int | None]]:
+        """name -> (port, path, pid whose CPU counts)."""
+        assert self.relay and self.pipe
+        return {
+            "relay /chat": (self.relay_port, "/chat", self.relay.pid),
+            "relay /v1": (self.relay_port, "/v1/chat/completions", self.relay.pid),
+            "byte pipe": (self.pipe_port, "/v1/chat/completions", self.pipe.pid),
+            "direct": (self.fake_port, "/v1/chat/completions", None),
+        }
+
+
+def pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def run_json(argv: list[str], cpus: set[int] | None, timeout: float) -> dict[str, Any]:
+    done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
+                          preexec_fn=pinned(cpus))
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[2:4]} failed: {done.stderr.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+class CpuWatch:
+    """CPU seconds used by given process trees, by waited-for children (wrk) and by everyone."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {k: v for k, v in pids.items() if v}
+        self.before = {k: h.cpu_seconds(v) for k, v in self.pids.items()}
+        self.children = self._children()
+        self.system = self._system()
+
+    @staticmethod
+    def _children() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    @staticmethod
+    def _system() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.system + t.nice + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+    def done(self) -> dict[str, float]:
+        used = {k: h.cpu_seconds(v) - self.before[k] for k, v in self.pids.items()}
+        ours = sum(used.values()) + (self._children() - self.children)
+        used["other"] = max(0.0, self._system() - self.system - ours)
+        return used
+
+
+def latency_round(stack: Stack, n: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, (port, path, _) in stack.targets().items():
+        argv = [PY, str(BENCH / "loadgen.py"), "latency", "--port", str(port), "--path", path,
+                "-n", str(n), "--warmup", str(min(50, n // 5)), "--budget", "60"]
+        out[name] = run_json(argv, stack.load_cpus, timeout=120)
+    return out
+
+
+def wrk_round(stack: Stack, names: list[str], body: bytes, seconds: float,
+              connections: int) -> dict[str, dict[str, float]]:
+    out = {}
+    targets = stack.targets()
+    for name in names:
+        port, path, pid = targets[name]
+        url = f"http://127.0.0.1:{port}{path}"
+        h.wrk(url, body, seconds=min(2.0, seconds), connections=connections, cpus=stack.load_cpus)
+        watch = CpuWatch({"target": pid, "upstream": stack.fake.pid if stack.fake else None})
+        res = h.wrk(url, body, seconds=seconds, connections=connections, cpus=stack.load_cpus)
+        cpu = watch.done()
+        res["cpu_us"] = cpu["target"] / max(1, res["requests"]) * 1e6 if pid else 0.0
+        res["cpu_util"] = cpu.get("target", 0.0) / seconds
+        res["upstream_util"] = cpu.get("upstream", 0.0) / seconds
+        res["other_util"] = cpu["other"] / seconds
+        out[name] = res
+    return out
+
+
+def streams_run(stack: Stack, name: str, n: int, timeout: float) -> dict[str, Any]:
+    """``n`` paced streams at once against one target; relay-side peak RSS sampled every 100 ms."""
+    port, path, pid = stack.targets()[name]
+    procs = 1 if n < 2000 else 2
+    share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
+    start_at = time.time() + 2.0 + n / 2500
+    argv = [PY, str(BENCH / "loadgen.py"), "streams", "--port", str(port), "--path", path,
+            "--chunks", str(STREAM_CHUNKS), "--interval-ms", str(STREAM_INTERVAL_MS),
+            "--start-at", f"{start_at:.3f}", "--timeout", str(timeout)]
+    peak = [h.rss_bytes(pid) if pid else 0]
+    base_rss = peak[0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.1):
+            if pid:
+                peak[0] = max(peak[0], h.rss_bytes(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    watch = CpuWatch({"target": pid, "upstream": stack.fake.pid if stack.fake else None})
+    gens = [subprocess.Popen([*argv, "-n", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=pinned(stack.load_cpus)) for k in share]
+    results = []
+    try:
+        for gen in gens:
+            out, err = gen.communicate(timeout=start_at - time.time() + timeout + 60)
+            if gen.returncode != 0:
+                raise RuntimeError(f"load generator failed: {err.decode()[-2000:]}")
+            results.append(json.loads(out))
+    finally:
+        for gen in gens:
+            if gen.poll() is None:
+                gen.kill()
+        stop.set()
+        sampler.join()
+    cpu = watch.done()
+    elapsed = max(r["elapsed_s"] for r in results)
+    gaps = [g for r in results for g in r["max_gaps"]]
+    ttfbs = [g for r in results for g in r["ttfbs"]]
+    errors: dict[str, int] = {}
+    for r in results:
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    gen_cpu = sum(r.get("cpu_s", 0.0) for r in results)
+    return {"n": n, "complete": sum(r["complete"] for r in results), "errors": errors,
+            "gap_p50_ms": percentile(gaps, 50) * 1e3, "gap_p99_ms": percentile(gaps, 99) * 1e3,
+            "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3, "elapsed_s": elapsed,
+            "peak_rss_mb": peak[0] / 2**20 if pid else None, "base_rss_mb": base_rss / 2**20 if pid else None,
+            "target_cpu_util": cpu.get("target", 0.0) / elapsed,
+            "upstream_cpu_util": cpu.get("upstream", 0.0) / elapsed,
+            "generator_cpu_util": gen_cpu / elapsed, "generators": procs}
+
+
+def median_of(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per target, the median of every numeric field over the rounds."""
+    out: dict[str, dict[str, float]] = {}
+    for name in rounds[0]:
+        fields = rounds[0][name].keys()
+        out[name] = {}
+        for f in fields:
+            values = [r[name][f] for r in rounds if isinstance(r[name].get(f), int | float)]
+            if values:
+                out[name][f] = statistics.median(values)
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    import aiohttp
+    import uvloop
+
+    model = ""
+    with contextlib.suppress(OSError):
+        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        model = m.group(1).strip() if m else ""
+    commit = subprocess.run(["git", "-C", str(BENCH.parent), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    try:
+        from importlib.metadata import version
+
+        relay_version = version("gptrelay")
+    except Exception:
+        relay_version = "?"
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "aiohttp": aiohttp.__version__, "uvloop": uvloop.__version__,
+            "gptrelay": relay_version, "commit": commit,
+            "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 3 s, 100 latency requests, streams 1000 only")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds to take medians over (default 3)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per measurement (default 10)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
+    parser.add_argument("--requests", type=int, default=500,
+                        help="sequential requests per latency measurement (default 500)")
+    parser.add_argument("--streams", default="1000,10000", help="paced-stream counts (default 1000,10000)")
+    parser.add_argument("--stream-timeout", type=float, default=60.0, help="seconds a paced stream may take")
+    parser.add_argument("--upstream", choices=["fast", "fake"], default="fast",
+                        help="fast: bench/fastfake.py (default); fake: python -m gptrelay.fake")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated parts to skip: latency,streamed,plain,streams,workers")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy record the relay under /chat load into results/profile.svg")
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds, args.requests = 1, 3.0, 100
+        if args.streams == "1000,10000":
+            args.streams = "1000"
+    return args
+
+
+def main() -> None:  # noqa: C901 - a linear script
+    args = parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    args.out.mkdir(parents=True, exist_ok=True)
+    logs = args.out / "logs"
+    logs.mkdir(exist_ok=True)
+    fd_limit = h.raise_fd_limit()
+    relay_cmd = gptrelay_cmd()
+    serve_help = subprocess.run([*relay_cmd, "serve", "--help"], capture_output=True, text=True,
+                                check=False).stdout
+    has_workers = "--workers" in serve_help
+    info = machine_info()
+    info["fd_limit"] = fd_limit
+    started = time.time()
+    data: dict[str, Any] = {"machine": info, "options": {k: str(v) for k, v in vars(args).items()},
+                            "rounds": {"latency": [], "streamed": [], "plain": []}}
+    stream_counts = [int(x) for x in args.streams.split(",") if x.strip()]
+
+    with h.cleanup():
+        stack = Stack(args, logs, relay_cmd)
+        stack.start_fake()
+        stack.start_relay()
+        stack.start_pipe()
+        info["pinning"] = ("relay and byte pipe on core 0; upstream, wrk and load generators on core 1"
+                           if stack.relay_cpus else "unpinned (one core)")
+        streamed_body = h.bench_body(50, 8, 0)
+        plain_body = h.bench_body(50, 8, 0, stream=False)
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds}", flush=True)
+            if "latency" not in skip:
+                data["rounds"]["latency"].append(latency_round(stack, args.requests))
+                print("  latency done", flush=True)
+            if "streamed" not in skip:
+                data["rounds"]["streamed"].append(wrk_round(
+                    stack, ["relay /v1", "relay /chat", "byte pipe", "direct"], streamed_body,
+                    args.seconds, args.connections))
+                print("  streamed throughput done", flush=True)
+            if "plain" not in skip:
+                data["rounds"]["plain"].append(wrk_round(
+                    stack, ["relay /v1", "byte pipe", "direct"], plain_body, args.seconds, args.connections))
+                print("  non-streamed throughput done", flush=True)
+        for part in ("latency", "streamed", "plain"):
+            if data["rounds"][part]:
+                data[part] = median_of(data["rounds"][part])
+
+        if args.profile:
+            data["profile"] = profile(stack, streamed_body, args)
+
+        if "streams" not in skip:
+            data["streams"] = {}
+            for n in stream_counts:
+                rows: dict[str, Any] = {}
+                for name in ("direct", "byte pipe", "relay /v1", "relay /chat"):
+                    if name == "byte pipe":
+                        stack.start_pipe()  # fresh process: a clean peak RSS
+                    elif name.startswith("relay"):
+                        stack.start_relay()
+                    rounds = [streams_run(stack, name, n, args.stream_timeout)
+                              for _ in range(1 if n >= 5000 and not args.quick else args.rounds)]
+                    rows[name] = median_of([{"x": x} for x in rounds])["x"] | {
+                        "errors": rounds[len(rounds) // 2]["errors"], "rounds": len(rounds)}
+                    print(f"  streams {n} {name}: {rows[name]['complete']:.0f} complete, "
+                          f"gap p99 {rows[name]['gap_p99_ms']:.0f} ms", flush=True)
+                if has_workers and 2 * n + 200 > fd_limit:
+                    stack.start_relay(workers=2)
+                    rows["relay /v1, 2 workers"] = streams_run(stack, "relay /v1", n, args.stream_timeout)
+                    stack.start_relay()
+                data["streams"][str(n)] = rows
+
+        if "workers" not in skip and has_workers and h.cores() >= 2:
+            data["workers"] = workers_test(stack, args, streamed_body)
+        elif not has_workers:
+            data["workers"] = {"skipped": "gptrelay serve has no --workers"}
+
+    data["elapsed_s"] = time.time() - started
+    data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    md = report.render(data)
+    (args.out / "latest.md").write_text(md)
+    (args.out / "latest.json").write_text(json.dumps(data, indent=1))
+    print(md)
+    print(f"wrote {args.out / 'latest.md'} and latest.json")
+
+
+def workers_test(stack: Stack, args: argparse.Namespace, body: bytes) -> dict[str, Any]:
+    """Streamed /v1 throughput with 1 and 2 workers, nothing pinned (the upstream and wrk share cores)."""
+    assert stack.fake is not None
+    h.stop(stack.fake)
+    stack.start_fake(cpus={0, 1})
+    out: dict[str, Any] = {}
+    for workers in (1, 2):
+        stack.start_relay(workers=workers, pinned=False)
+        rounds = []
+        for _ in range(args.rounds):
+            port, path, pid = stack.targets()["relay /v1"]
+            url = f"http://127.0.0.1:{port}{path}"
+            h.wrk(url, body, seconds=min(2.0, args.seconds), connections=args.connections, threads=2)
+            watch = CpuWatch({"target": pid, "upstream": stack.fake.pid})
+            res = h.wrk(url, body, seconds=args.seconds, connections=args.connections, threads=2)
+            cpu = watch.done()
+            res["cpu_us"] = cpu["target"] / max(1, res["requests"]) * 1e6
+            res["cpu_util"] = cpu["target"] / args.seconds
+            res["upstream_util"] = cpu["upstream"] / args.seconds
+            res["other_util"] = cpu["other"] / args.seconds
+            rounds.append({"x": res})
+        out[str(workers)] = median_of(rounds)["x"]
+        print(f"  workers {workers}: {out[str(workers)]['rps']:.0f} rps", flush=True)
+    stack.start_relay()
+    h.stop(stack.fake)
+    stack.start_fake()
+    return out
+
+
+def profile(stack: Stack, body: bytes, args: argparse.Namespace) -> dict[str, str]:
+    """py-spy record the relay while wrk drives /chat; a flame graph and the top functions."""
+    assert stack.relay is not None
+    spy = Path(sys.executable).parent / "py-spy"
+    svg = args.out / "profile.svg"
+    raw = args.out / "profile.txt"
+    seconds = max(5, int(args.seconds))
+    url = f"http://127.0.0.1:{stack.relay_port}/chat"
+    out: dict[str, str] = {}
+    for fmt, path in (("flamegraph", svg), ("raw", raw)):
+        rec = subprocess.Popen([str(spy), "record", "-p", str(stack.relay.pid), "-d", str(seconds),
+                                "-r", "250", "-f", fmt, "-o", str(path), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        h.wrk(url, body, seconds=seconds + 1, connections=args.connections, cpus=stack.load_cpus)
+        try:
+            rec.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rec.kill()
+        out[fmt] = str(path)
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; all bench processes stopped", file=sys.stderr)
+        sys.exit(130)
