@@ -136,8 +136,11 @@ class FakeUpstream:
         text_pieces, finish = self._reply(scenario, index, body)
         if not body.get("stream"):
             prompt = sum(len(message_text(m)) for m in body.get("messages") or [])
-            return web.json_response(chunks.completion(model, "".join(text_pieces), finish, prompt),
-                                     headers={"x-request-id": "req_fake"})
+            reply = web.json_response(chunks.completion(model, "".join(text_pieces), finish, prompt),
+                                      headers={"x-request-id": "req_fake"})
+            if "gzip" in request.headers.get("Accept-Encoding", ""):
+                reply.enable_compression(web.ContentCoding.gzip)  # as OpenAI's edge does for JSON
+            return reply
 
         events = self._events(scenario, model, body, text_pieces, finish)
         response = web.StreamResponse(headers=SSE_HEADERS)
@@ -336,12 +339,17 @@ class FakeUpstream:
         return web.json_response({"text": f"fake transcription of {size} bytes"})
 
     async def echo(self, request: web.Request) -> web.Response:
-        """Says back what arrived: method, path, query, headers and body size."""
-        body = await request.read()
-        self._record(request, None, len(body))
+        """Says back what arrived: method, path, query, headers, body size and hash (read as a stream)."""
+        record = self._record(request)
+        digest, size = hashlib.sha256(), 0
+        async for chunk in request.content.iter_any():
+            digest.update(chunk)
+            size += len(chunk)
+        record.body_size = size
         return web.json_response({"method": request.method, "path": request.path,
-                                  "query": request.query_string, "headers": dict(request.headers),
-                                  "body_size": len(body), "body_sha256": hashlib.sha256(body).hexdigest()})
+                                  "query": request.raw_path.partition("?")[2], "raw_path": request.raw_path,
+                                  "headers": dict(request.headers),
+                                  "body_size": size, "body_sha256": digest.hexdigest()})
 
 
 def error_response(status: int, message: str | None = None) -> web.Response:

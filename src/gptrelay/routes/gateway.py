@@ -51,9 +51,9 @@ async def gateway(request: web.Request) -> web.StreamResponse:
             if length is not None:
                 headers["Content-Length"] = str(length)
 
+    path, _, query = request.raw_path.partition("?")  # as sent: still percent-encoded
     upstream = await request.app[UPSTREAM].request(
-        request.method, request.match_info["path"], headers=headers, data=data,
-        query=request.query_string)
+        request.method, path.removeprefix("/v1/"), headers=headers, data=data, query=query)
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=header_rules.to_client(upstream.headers))
