@@ -32,5 +32,8 @@ class FrontendBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         lock = frontend / "package-lock.json"
         installed = frontend / "node_modules" / ".package-lock.json"
         if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=frontend, check=True)
+            # `npm install --no-save` installs the locked versions and never rewrites the lock.
+            # (`npm ci` refuses a lock that lacks other platforms' optional binaries, such as
+            # rollup's, which some registries do not list.)
+            subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund"], cwd=frontend, check=True)
         subprocess.run([npm, "run", "build"], cwd=frontend, check=True)

@@ -124,3 +124,19 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_workers_share_the_port_and_stop_together(start_relay) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    process, url, banner = start_relay("--demo", "--workers", "2")
+    assert "2 workers" in banner
+    for _ in range(8):
+        assert chat(url, user("/scenario chinese interval_ms=0")).status == 200
+    children = psutil.Process(process.pid).children()
+    assert len(children) >= 2
+    serving = {c.pid for c in children if c.net_connections(kind="tcp")}
+    assert len(serving) == 2
+    process.terminate()
+    process.wait(10)
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
