@@ -1,8 +1,10 @@
 // The chat page: index.html and its hashed assets, written into the Python package.
 import { defineConfig } from "vite";
+import { precompress } from "./compress";
 
 export default defineConfig({
   base: "/static/",
+  plugins: [precompress()],
   build: {
     outDir: "../src/gptrelay/static",
     emptyOutDir: true,

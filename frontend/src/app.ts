@@ -1,9 +1,10 @@
 // The chat page: conversations, sending, streaming, stopping, continuing.
 
-import { DEFAULT_CONTINUE_PROMPT, type ChatMessage, streamChat } from "./client/gptrelay";
+import { type ChatMessage, type ChatReply, DEFAULT_CONTINUE_PROMPT, streamChat } from "./client/gptrelay";
 import { KeyDialog, SettingsDialog, confirmDialog } from "./dialogs";
 import { detectLang, type Lang, lang, setLang, t, translate } from "./i18n";
 import { fillIcons, icon } from "./icons";
+import { onMathReady } from "./markdown";
 import { MessageList } from "./messages";
 import { fetchModels, relayUrl } from "./relay";
 import { type Settings, loadKey, loadSettings, relayDefaultModel, saveKey, saveSettings } from "./settings";
@@ -29,6 +30,8 @@ export class App {
   /** Replies streaming now, by conversation id. */
   private readonly streams = new Map<string, { controller: AbortController; message: Message }>();
   private readonly saveTimers = new Map<string, number>();
+  /** Conversations deleted while a reply was still streaming into them. */
+  private readonly deleted = new WeakSet<Conversation>();
   private stickToBottom = true;
   private toastTimer = 0;
 
@@ -91,6 +94,7 @@ export class App {
   }
 
   start(): void {
+    onMathReady(() => this.messages.refresh());
     fillIcons(document);
     this.applySettings(this.settings);
     this.bindEvents();
@@ -169,6 +173,7 @@ export class App {
       const button = (event.target as HTMLElement).closest("button");
       if (button?.textContent) {
         this.input.value = button.textContent;
+        this.input.focus();
         this.send();
       }
     });
@@ -353,23 +358,32 @@ export class App {
     this.announce(t("replyStarted"));
     this.refresh(conversation, message);
 
-    const reply = await streamChat({
-      url: relayUrl("chat"),
-      key: this.key,
-      model,
-      messages: history,
-      signal: controller.signal,
-      continueRounds: this.settings.continueRounds,
-      continuePrompt: DEFAULT_CONTINUE_PROMPT,
-      onContent: (_piece, text) => {
-        message.content = prefix + text;
-        if (conversation === this.current) this.messages.contentChanged(message);
-        this.saveSoon(conversation);
-      },
-      onContinue: (round) => this.announce(t("replyContinuing", { round })),
-    });
-
-    this.streams.delete(conversation.id);
+    let reply: ChatReply;
+    try {
+      reply = await streamChat({
+        url: relayUrl("chat"),
+        key: this.key,
+        model,
+        messages: history,
+        signal: controller.signal,
+        continueRounds: this.settings.continueRounds,
+        continuePrompt: DEFAULT_CONTINUE_PROMPT,
+        onContent: (_piece, text) => {
+          message.content = prefix + text;
+          if (conversation === this.current) this.messages.contentChanged(message);
+          this.saveSoon(conversation);
+        },
+        onContinue: (round) => this.announce(t("replyContinuing", { round })),
+      });
+    } catch (error) {
+      // Only a bug in this page's own callbacks gets here; never leave the conversation stuck.
+      controller.abort();
+      const text = error instanceof Error ? error.message : String(error);
+      reply = { text: message.content, finishReason: null, error: text, status: 0, aborted: false, rounds: 0 };
+    } finally {
+      this.streams.delete(conversation.id);
+    }
+    if (this.deleted.has(conversation)) return;
     message.finish = reply.finishReason;
     message.stopped = reply.aborted;
     if (reply.error) {
@@ -462,6 +476,9 @@ export class App {
     const title = conversation.title || t("untitled");
     if (!(await confirmDialog(t("deleteTitle"), t("deleteText", { title }), t("delete")))) return;
     this.streams.get(id)?.controller.abort();
+    this.deleted.add(conversation);
+    clearTimeout(this.saveTimers.get(id));
+    this.saveTimers.delete(id);
     store.remove(id);
     this.conversations = this.conversations.filter((c) => c.id !== id);
     if (this.current.id === id) {

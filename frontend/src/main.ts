@@ -1,6 +1,5 @@
 // The chat page's entry point.
 
-import "katex/dist/katex.min.css";
 import "./styles/app.css";
 import "./styles/code.css";
 import { App } from "./app";

@@ -6,7 +6,6 @@
 // DOMPurify sanitizes whatever the renderer produces, KaTeX's output included.
 
 import DOMPurify from "dompurify";
-import katex from "katex";
 import MarkdownIt from "markdown-it";
 import type StateBlock from "markdown-it/lib/rules_block/state_block.mjs";
 import type StateInline from "markdown-it/lib/rules_inline/state_inline.mjs";
@@ -68,18 +67,44 @@ function isSameOrigin(src: string): boolean {
 // -- math: $…$, \(…\), $$…$$ and \[…\], rendered by KaTeX once closed --------------
 
 const mathCache = new Map<string, string>();
+let renderTex: ((tex: string, display: boolean) => string) | null = null;
+let mathLoading: Promise<void> | null = null;
+const mathListeners: (() => void)[] = [];
+
+/** Calls `listener` once KaTeX has loaded, so replies with math can be rendered again. */
+export function onMathReady(listener: () => void): void {
+  mathListeners.push(listener);
+}
+
+function loadMath(): void {
+  mathLoading ??= import("./math").then(
+    (module) => {
+      renderTex = module.renderTex;
+      for (const listener of mathListeners) listener();
+    },
+    () => {
+      mathLoading = null; // try again with the next formula
+    },
+  );
+}
 
 function renderMath(tex: string, display: boolean): string {
-  const key = `${display ? "D" : "I"}${tex}`;
-  let html = mathCache.get(key);
-  if (html === undefined) {
-    try {
-      html = katex.renderToString(tex, { displayMode: display, throwOnError: false, strict: "ignore", trust: false, output: "htmlAndMathml" });
-    } catch {
-      html = `<code>${md.utils.escapeHtml(tex)}</code>`;
+  let html: string;
+  if (!renderTex) {
+    loadMath();
+    html = `<code class="math-source">${md.utils.escapeHtml(tex)}</code>`;
+  } else {
+    const key = `${display ? "D" : "I"}${tex}`;
+    html = mathCache.get(key) ?? "";
+    if (!html) {
+      try {
+        html = renderTex(tex, display);
+      } catch {
+        html = `<code class="math-source">${md.utils.escapeHtml(tex)}</code>`;
+      }
+      if (mathCache.size > 500) mathCache.clear();
+      mathCache.set(key, html);
     }
-    if (mathCache.size > 500) mathCache.clear();
-    mathCache.set(key, html);
   }
   return display ? `<div class="math-block">${html}</div>` : `<span class="math-inline">${html}</span>`;
 }

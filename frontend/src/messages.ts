@@ -144,6 +144,7 @@ export class MessageList {
     }
     const target = article.querySelector<HTMLElement>(".markdown");
     if (!target) return;
+    if (message.content) article.classList.remove("waiting");
     if (shown.get(target) === message.content) return;
     morphHtml(target, renderMarkdown(message.content));
     shown.set(target, message.content);
@@ -190,7 +191,8 @@ export class MessageList {
       let html = "";
       if (!streaming) {
         if (message.content) html += button("copy", "copy", t("copy"));
-        if (last) html += button("regenerate", "regenerate", t("regenerate"));
+        // A failed reply offers Retry in its error box instead.
+        if (last && !message.error) html += button("regenerate", "regenerate", t("regenerate"));
         if (last && message.finish === "length" && !message.error) html += button("continue", "continue", t("continue"), true);
       }
       if (shown.get(actions) !== html) {
