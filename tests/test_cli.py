@@ -139,4 +139,5 @@ def test_workers_share_the_port_and_stop_together(start_relay) -> None:  # type:
     assert len(serving) == 2
     process.terminate()
     process.wait(10)
-    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
