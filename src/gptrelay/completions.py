@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gptrelay.errors import StreamCut, UpstreamError
+from gptrelay.errors import StreamCut, UpstreamError, redact
 from gptrelay.sse import Event
 
 DONE = "[DONE]"
@@ -71,7 +71,7 @@ class CompletionReader:
             return None
         message = error_message(chunk)
         if message is not None:
-            raise UpstreamError(f"upstream error: {message}")
+            raise UpstreamError(f"upstream error: {redact(message)}")
         return None
 
     def check_complete(self) -> None:

@@ -17,6 +17,7 @@ routes raise these and never see the client's types.
 from __future__ import annotations
 
 import logging
+import re
 
 log = logging.getLogger("gptrelay")
 
@@ -79,3 +80,12 @@ def report(error: RelayError, method: str, path: str) -> None:
     """Log a failure that is the upstream's or the relay's (not the client's). Messages hold no keys."""
     if error.status >= 500:
         log.warning("%s %s: %s", method, path, error.message)
+
+
+# OpenAI echoes a masked form of a wrong key ("sk-proj-****…5gA"); the relay passes on none of it.
+_KEYLIKE = re.compile(r"\b(?:sk|key|org|proj)-[A-Za-z0-9_*\-]{3,}")
+
+
+def redact(message: str) -> str:
+    """The message with anything shaped like a key replaced, for messages the relay writes itself."""
+    return _KEYLIKE.sub("[redacted]", message)

@@ -26,7 +26,7 @@ from yarl import URL
 
 from gptrelay import __version__
 from gptrelay.completions import error_message
-from gptrelay.errors import StreamCut, UpstreamError, UpstreamStatus, UpstreamTimeout
+from gptrelay.errors import StreamCut, UpstreamError, UpstreamStatus, UpstreamTimeout, redact
 from gptrelay.settings import Settings
 
 OnWait = Callable[[], Awaitable[None]]
@@ -184,7 +184,7 @@ class UpstreamResponse:
         if message is None:
             text = body.decode("utf-8", "replace").strip()
             message = " ".join(text.split())[:300] or (self.reason or "no message")
-        return UpstreamStatus(self.status, f"upstream error {self.status}: {message}", body,
+        return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
                               self.headers.get("Content-Type", "application/json"))
 
     async def chunks(self, on_wait: OnWait | None = None) -> AsyncIterator[bytes]:

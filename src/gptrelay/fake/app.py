@@ -90,9 +90,14 @@ class FakeUpstream:
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.api_key and not request.path.startswith("/_fake"):
-            if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if presented != self.api_key:
                 self._record(request)
-                return web.json_response(chunks.error_body(401), status=401)
+                # OpenAI's own wording, with the wrong key masked its way.
+                shown = f"{presented[:8]}{'*' * max(len(presented) - 12, 0)}{presented[-4:]}"
+                message = (f"Incorrect API key provided: {shown}. You can find your API key at "
+                           "https://platform.openai.com/account/api-keys.")
+                return web.json_response(chunks.error_body(401, message), status=401)
         scenario = request.headers.get("x-fake-scenario")
         if scenario and request.path in ("/v1/models", "/v1/embeddings"):
             parsed = Scenario.parse(scenario)
