@@ -44,9 +44,10 @@ export class Sidebar {
           `<li class="conversation${current ? " current" : ""}${streaming(c.id) ? " busy" : ""}" data-id="${escapeHtml(c.id)}">` +
           `<button type="button" class="conversation-open" data-do="open"${current ? ' aria-current="page"' : ""}>` +
           `${icon("chat", 15)}<span class="conversation-title">${escapeHtml(title)}</span></button>` +
+          '<span class="conversation-actions">' +
           `<button type="button" class="icon-btn small" data-do="rename" aria-label="${escapeHtml(t("renameNamed", { title }))}" title="${escapeHtml(t("rename"))}">${icon("pencil", 15)}</button>` +
           `<button type="button" class="icon-btn small" data-do="delete" aria-label="${escapeHtml(t("deleteNamed", { title }))}" title="${escapeHtml(t("delete"))}">${icon("trash", 15)}</button>` +
-          "</li>";
+          "</span></li>";
       }
       html += "</ul>";
     }

@@ -367,7 +367,7 @@ def seed_conversations(context: Any) -> None:
 
 def test_phone_layout_and_screenshots_in_light_and_dark(
         relay: Relay, new_context: Context, artifacts: Path) -> None:
-    context = new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    context = new_context(viewport={"width": 1280, "height": 900}, color_scheme="light")
     seed_conversations(context)
     chat = ChatPage.open(context, relay())
     page = chat.page
