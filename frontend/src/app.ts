@@ -6,7 +6,7 @@ import { detectLang, type Lang, lang, setLang, t, translate } from "./i18n";
 import { fillIcons, icon } from "./icons";
 import { onMathReady } from "./markdown";
 import { MessageList } from "./messages";
-import { fetchModels, relayUrl } from "./relay";
+import { accessKeyRejected, fetchModels, relayUrl } from "./relay";
 import { type Settings, loadKey, loadSettings, relayDefaultModel, saveKey, saveSettings } from "./settings";
 import { Sidebar } from "./sidebar";
 import * as store from "./store";
@@ -292,7 +292,7 @@ export class App {
     const result = await fetchModels(this.key);
     if (result.ok) {
       this.setModels(result.models);
-    } else if (result.status === 401 || result.status === 403) {
+    } else if (result.keyRejected) {
       this.keyDialog.open(this.key ? "rejected" : "missing", result.message);
     } else {
       console.warn(`gptrelay: the model list is unavailable: ${result.message}`);
@@ -354,7 +354,9 @@ export class App {
     const controller = new AbortController();
     this.streams.set(conversation.id, { controller, message });
     const model = conversation.model || this.defaultModel;
-    Object.assign(message, { content: prefix, error: null, status: undefined, finish: null, stopped: false, model });
+    Object.assign(message, { content: prefix, error: null, finish: null, stopped: false, model });
+    delete message.status;
+    delete message.keyRejected;
     this.announce(t("replyStarted"));
     this.refresh(conversation, message);
 
@@ -386,9 +388,11 @@ export class App {
     if (this.deleted.has(conversation)) return;
     message.finish = reply.finishReason;
     message.stopped = reply.aborted;
+    const keyRejected = reply.error !== null && accessKeyRejected(reply.status, reply.error);
     if (reply.error) {
-      message.error = reply.status === 401 ? t("chatUnauthorized", { error: reply.error }) : reply.error;
+      message.error = keyRejected ? t("chatUnauthorized", { error: reply.error }) : reply.error;
       message.status = reply.status;
+      message.keyRejected = keyRejected;
     }
     conversation.updated = Date.now();
     this.persist(conversation);
@@ -396,7 +400,7 @@ export class App {
     if (reply.aborted) this.announce(t("replyStopped"));
     else if (reply.error) this.announce(t("replyFailed", { error: message.error ?? "" }));
     else this.announce(t("replyFinished"));
-    if (reply.status === 401 || reply.status === 403) this.keyDialog.open("rejected", reply.error ?? "");
+    if (keyRejected) this.keyDialog.open("rejected", reply.error ?? "");
   }
 
   /** The messages sent upstream for a reply in `before`'s place. */

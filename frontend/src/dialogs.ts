@@ -54,7 +54,7 @@ export class KeyDialog {
     const result = await this.hooks.check(key);
     this.save.disabled = false;
     this.save.textContent = t("keySave");
-    if (!result.ok && (result.status === 401 || result.status === 403)) {
+    if (!result.ok && result.keyRejected) {
       this.error.textContent = withDetail(t("keyRejected"), result.message);
       this.input.setAttribute("aria-invalid", "true");
       this.input.select();

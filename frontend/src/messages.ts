@@ -175,7 +175,7 @@ export class MessageList {
       let html = "";
       if (message.error) {
         let buttons = "";
-        if (message.status === 401 || message.status === 403) buttons += textButton("key", "key", t("enterKey"));
+        if (message.keyRejected) buttons += textButton("key", "key", t("enterKey"));
         if (last && !streaming) buttons += textButton("retry", "regenerate", t("retry"));
         html =
           `<div class="error-head">${icon("alert", 16)}<strong>${escapeHtml(t("errorTitle"))}</strong></div>` +

@@ -3,7 +3,16 @@
 
 export type ModelsResult =
   | { ok: true; models: string[] }
-  | { ok: false; status: number; message: string };
+  | { ok: false; status: number; message: string; keyRejected: boolean };
+
+/**
+ * True when the relay itself refused the access key, as opposed to the upstream
+ * refusing the relay's own API key (which the relay passes on as a 401 too).
+ * The relay says `WWW-Authenticate: Bearer realm="gptrelay"` or names the access key.
+ */
+export function accessKeyRejected(status: number, message: string, challenge = ""): boolean {
+  return (status === 401 || status === 403) && (/gptrelay/i.test(challenge) || /access key/i.test(message));
+}
 
 /** URLs relative to the page, so a relay behind a path prefix still works. */
 export function relayUrl(path: string): string {
@@ -22,7 +31,8 @@ export async function fetchModels(key: string): Promise<ModelsResult> {
   try {
     response = await fetch(relayUrl("v1/models"), { headers: authHeaders(key), cache: "no-store" });
   } catch (error) {
-    return { ok: false, status: 0, message: error instanceof Error ? error.message : String(error) };
+    const message = error instanceof Error ? error.message : String(error);
+    return { ok: false, status: 0, message, keyRejected: false };
   }
   let body: unknown = null;
   try {
@@ -31,7 +41,9 @@ export async function fetchModels(key: string): Promise<ModelsResult> {
     body = null;
   }
   if (!response.ok) {
-    return { ok: false, status: response.status, message: errorMessage(body) ?? `HTTP ${response.status}` };
+    const message = errorMessage(body) ?? `HTTP ${response.status}`;
+    const keyRejected = accessKeyRejected(response.status, message, response.headers.get("WWW-Authenticate") ?? "");
+    return { ok: false, status: response.status, message, keyRejected };
   }
   const data = isObject(body) && Array.isArray(body.data) ? body.data : [];
   const models = data

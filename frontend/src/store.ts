@@ -12,6 +12,8 @@ export interface Message {
   error?: string | null;
   /** The HTTP status that came with the error. */
   status?: number;
+  /** The error was the relay refusing the access key. */
+  keyRejected?: boolean;
   /** Assistant messages: the done frame's finish_reason. */
   finish?: string | null;
   /** Assistant messages: stopped by the user. */
@@ -119,6 +121,7 @@ export function normalize(value: unknown): Conversation | null {
     };
     if (typeof item.error === "string" || item.error === null) message.error = item.error;
     if (typeof item.status === "number") message.status = item.status;
+    if (typeof item.keyRejected === "boolean") message.keyRejected = item.keyRejected;
     if (typeof item.finish === "string" || item.finish === null) message.finish = item.finish;
     if (typeof item.stopped === "boolean") message.stopped = item.stopped;
     if (typeof item.model === "string") message.model = item.model;

@@ -38,7 +38,19 @@ def test_reply_grows_piece_by_piece_and_ends_as_the_upstream_wrote_it(
 
 def test_markdown_renders_code_tables_and_math(relay: Relay, new_context: Context) -> None:
     chat = ChatPage.open(new_context(), relay())
-    chat.send("/scenario markdown interval_ms=5")
+    # While the reply streams: blocks already shown are updated in place, never rebuilt
+    # (no flicker), and no half-written formula is ever handed to KaTeX.
+    chat.page.evaluate("""() => {
+      window.__rebuilt = []; window.__katexErrors = 0;
+      new MutationObserver((mutations) => {
+        for (const m of mutations) for (const node of m.removedNodes)
+          if (node.nodeType === 1 && /^(H1|PRE|UL)$/.test(node.tagName)) window.__rebuilt.push(node.tagName);
+        window.__katexErrors += document.querySelectorAll('#messages .katex-error').length;
+      }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
+    }""")
+    chat.send("/scenario markdown interval_ms=15")
+    assert chat.page.evaluate("() => window.__rebuilt") == []
+    assert chat.page.evaluate("() => window.__katexErrors") == 0
     reply = chat.last_reply
 
     expect(reply.get_by_role("heading", name="A heading")).to_be_visible()
@@ -227,6 +239,17 @@ def test_a_wrong_access_key_gets_a_clear_message(relay: Relay, new_context: Cont
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Cancel").click()
     expect(reply.get_by_role("button", name="Enter access key")).to_be_visible()
+    expect(reply.get_by_role("button", name="Retry")).to_be_visible()
+
+
+def test_the_upstream_refusing_the_relays_own_key_is_not_blamed_on_the_access_key(
+        relay: Relay, new_context: Context) -> None:
+    chat = ChatPage.open(new_context(), relay(openai_api_key="sk-not-the-upstream-key"))
+    chat.send("hello")
+    reply = chat.last_reply
+    expect(reply).to_contain_text("Incorrect API key provided")
+    expect(chat.page.get_by_role("dialog", name="Access key")).to_be_hidden()
+    expect(reply.get_by_role("button", name="Enter access key")).to_have_count(0)
     expect(reply.get_by_role("button", name="Retry")).to_be_visible()
 
 
