@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 from collections.abc import Callable, Iterator
 
@@ -154,7 +155,9 @@ def test_async_client(relay: Relay) -> None:
                 await c.chat.completions.create(model="gpt-4o-mini", messages=ask("/scenario error status=429"))
             return completion.choices[0].message.content or "", text, models
 
-    content, streamed, models = asyncio.run(go())
+    # In its own thread: Playwright's sync API may own this thread's event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        content, streamed, models = pool.submit(asyncio.run, go()).result(60)
     assert content == replies.CHINESE
     assert streamed.startswith("Hello!")
     assert "gpt-4o" in models
