@@ -92,7 +92,7 @@ def test_missing_upstream_key(tmp_path: Path) -> None:
 
 
 def test_demo_streams_and_says_it_is_simulated(start_relay) -> None:  # type: ignore[no-untyped-def]
-    process, url, banner = start_relay("--demo")
+    _, url, banner = start_relay("--demo")
     assert "demo upstream (replies are simulated)" in banner
     reply = chat(url, user("hello"))
     assert reply.status == 200

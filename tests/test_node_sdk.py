@@ -40,7 +40,8 @@ def run(node: str, code: str, tmp_name: str) -> subprocess.CompletedProcess[str]
 
 def test_readme_node_example_streams(relay: Relay, node: str) -> None:
     r = relay()
-    code = localise(examples()["node-sdk"], r.url, r.key).replace('content: "Hello"', 'content: "/scenario chinese"')
+    code = localise(examples()["node-sdk"], r.url, r.key)
+    code = code.replace('content: "Hello"', 'content: "/scenario chinese"')
     result = run(node, code, "readme-example.mjs")
     assert result.returncode == 0, result.stderr
     assert result.stdout == replies.CHINESE + "\n"
@@ -52,7 +53,8 @@ def test_node_sdk_sees_errors_as_its_own_types(relay: Relay, node: str) -> None:
 import OpenAI from "openai";
 const client = new OpenAI({{ baseURL: "{r.url}/v1", apiKey: "{r.key}", maxRetries: 0 }});
 try {{
-  await client.chat.completions.create({{ model: "m", messages: [{{ role: "user", content: "/scenario error status=429" }}] }});
+  const messages = [{{ role: "user", content: "/scenario error status=429" }}];
+  await client.chat.completions.create({{ model: "m", messages }});
 }} catch (error) {{
   console.log(error instanceof OpenAI.RateLimitError, error.status);
 }}

@@ -18,6 +18,10 @@ Relay = Callable[..., RunningRelay]
 README = examples("README.md")
 
 
+def strip_comment(line: str) -> str:
+    return re.sub(r"\s+#.*|\s+//.*", "", line)
+
+
 def test_every_language_has_the_same_examples() -> None:
     chinese = examples("README.zh-CN.md")
     assert set(chinese) == set(README)
@@ -25,8 +29,8 @@ def test_every_language_has_the_same_examples() -> None:
         code_lines = [line for line in code.splitlines() if not line.strip().startswith(("#", "//"))]
         chinese_lines = [line for line in chinese[name].splitlines()
                          if not line.strip().startswith(("#", "//"))]
-        assert [re.sub(r"\s+#.*|\s+//.*", "", l) for l in code_lines] == \
-               [re.sub(r"\s+#.*|\s+//.*", "", l) for l in chinese_lines], name
+        assert [strip_comment(line) for line in code_lines] == \
+               [strip_comment(line) for line in chinese_lines], name
 
 
 @pytest.mark.parametrize("name", ["curl-chat", "curl-chatgpt", "curl-v1"])

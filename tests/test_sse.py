@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ def decode(pieces: list[bytes]) -> list[Event]:
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     bounds = [0, *sorted(set(points)), len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def test_recorded_stream_whole() -> None:

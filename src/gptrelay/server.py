@@ -8,7 +8,6 @@ import multiprocessing
 import signal
 import socket
 import sys
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -88,9 +87,8 @@ def run(settings: Settings) -> None:
             if worker.is_alive():
                 worker.terminate()
 
-    previous: dict[int, Callable[..., object] | int | None] = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, stop)
+        signal.signal(signum, stop)
     for worker in workers:
         worker.join()
     if not stopping:

@@ -258,9 +258,9 @@ class IdleTimer:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         if self._handle is not None:
             self._handle.cancel()
-        if self.expired and kind is asyncio.CancelledError and self._task is not None:
-            if self._task.uncancel() == 0:
-                raise TimeoutError from None
+        expired = self.expired and kind is asyncio.CancelledError and self._task is not None
+        if expired and self._task.uncancel() == 0:  # type: ignore[union-attr]
+            raise TimeoutError from None
 
     def _check(self) -> None:
         now = self._loop.time()

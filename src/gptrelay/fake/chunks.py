@@ -10,7 +10,7 @@ import orjson
 
 CREATED = int(time.time())
 
-ERRORS: dict[int, tuple[str, str, str | None]] = {
+ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", "invalid_value", "Invalid value for 'messages'."),
     401: (
         "invalid_request_error",
