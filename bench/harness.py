@@ -188,3 +188,17 @@ def bench_body(chunks: int = 50, size: int = 8, interval_ms: int = 0, stream: bo
     if stream:
         body["stream"] = True
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def wait_quiet(max_wait: float, threshold_cores: float = 0.25) -> float:
+    """Wait (up to ``max_wait`` s) until the machine is idle between measurements.
+
+    Between measurements the bench's own processes idle, so whatever CPU is busy belongs to
+    someone else (a test suite, a browser). Returns the busy cores last seen.
+    """
+    deadline = time.monotonic() + max_wait
+    busy = 0.0
+    while True:
+        busy = psutil.cpu_percent(interval=0.5) / 100 * (os.cpu_count() or 1)
+        if busy <= threshold_cores or time.monotonic() >= deadline:
+            return busy

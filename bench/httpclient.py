@@ -26,6 +26,7 @@ class Result:
     max_gap: float = 0.0  # the largest pause between two content pieces
     body_bytes: int = 0
     error: str = ""
+    ending: bytes = b""  # the body's last bytes (streams only)
     keep_alive: bool = True
     arrivals: list[float] = field(default_factory=list)
 
@@ -39,9 +40,10 @@ def request_bytes(method: str, path: str, host: str, body: bytes, headers: dict[
 class PieceCounter:
     """Counts content pieces and the done marker across arbitrary splits of the body."""
 
-    __slots__ = ("tail", "pieces", "done", "last", "max_gap")
+    __slots__ = ("tail", "pieces", "done", "last", "max_gap", "recent")
 
     def __init__(self) -> None:
+        self.recent = b""  # the body's last bytes, to show what an incomplete stream ended with
         self.tail = b""
         self.pieces = 0
         self.done = False
@@ -50,6 +52,7 @@ class PieceCounter:
 
     def feed(self, data: bytes, now: float) -> None:
         window = self.tail + data
+        self.recent = (self.recent + data)[-400:]
         found = window.count(PIECE)
         done = not self.done and any(m in window for m in DONE_MARKERS)
         if found:
@@ -117,6 +120,7 @@ async def read_response(reader: asyncio.StreamReader, sent: float, count: bool) 
     result.total = time.perf_counter() - sent
     if counter is not None:
         result.pieces, result.done, result.max_gap = counter.pieces, counter.done, counter.max_gap
+        result.ending = counter.recent
     return result
 
 

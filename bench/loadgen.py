@@ -4,7 +4,8 @@
     python bench/loadgen.py streams --port P --path /v1/chat/completions -n 5000 --start-at T
 
 Each prints one JSON object on stdout. ``streams`` connects every socket first, waits until
-the wall-clock ``--start-at``, then sends all requests at once, so N streams really overlap.
+the wall-clock ``--start-at``, then starts the streams spread uniformly over ``--ramp`` seconds
+(0: all at once); with a ramp no longer than one stream, all N are open together at the peak.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -53,8 +55,11 @@ async def latency(port: int, path: str, body: bytes, n: int, warmup: int, budget
             "total_p50_ms": percentile(total, 50) * 1e3, "total_p99_ms": percentile(total, 99) * 1e3}
 
 
-async def one_stream(conn: Connection, raw: bytes, start: asyncio.Event, timeout: float) -> Result:
+async def one_stream(conn: Connection, raw: bytes, start: asyncio.Event, delay: float,
+                     timeout: float) -> Result:
     await start.wait()
+    if delay:
+        await asyncio.sleep(delay)
     try:
         return await asyncio.wait_for(conn.send(raw, count=True), timeout)
     except asyncio.TimeoutError:
@@ -66,7 +71,7 @@ async def one_stream(conn: Connection, raw: bytes, start: asyncio.Event, timeout
 
 
 async def streams(port: int, path: str, body: bytes, n: int, start_at: float, timeout: float,
-                  expect: int) -> dict[str, Any]:
+                  expect: int, ramp: float, seed: int) -> dict[str, Any]:
     raw = request_bytes("POST", path, f"127.0.0.1:{port}", body, HEADERS)
     conns = [Connection("127.0.0.1", port) for _ in range(n)]
     gate = asyncio.Semaphore(200)
@@ -86,7 +91,8 @@ async def streams(port: int, path: str, body: bytes, n: int, start_at: float, ti
     await asyncio.gather(*(connect(c) for c in conns))
     live = [c for c in conns if c.writer is not None]
     start = asyncio.Event()
-    tasks = [asyncio.create_task(one_stream(c, raw, start, timeout)) for c in live]
+    rng = random.Random(seed)
+    tasks = [asyncio.create_task(one_stream(c, raw, start, rng.uniform(0, ramp), timeout)) for c in live]
     await asyncio.sleep(max(0.0, start_at - time.time()))
     began, cpu = time.perf_counter(), time.process_time()
     start.set()
@@ -103,7 +109,9 @@ async def streams(port: int, path: str, body: bytes, n: int, start_at: float, ti
     complete = [r for r in results if not r.error and r.status == 200 and r.pieces == expect and r.done]
     if connect_errors:
         errors["connect"] = connect_errors
-    return {"n": n, "complete": len(complete), "errors": errors, "elapsed_s": elapsed, "cpu_s": cpu,
+    endings = [r.ending.decode("utf-8", "replace") for r in results
+               if not r.error and r.status == 200 and not (r.pieces == expect and r.done)][:3]
+    return {"n": n, "complete": len(complete), "incomplete_endings": endings, "errors": errors, "elapsed_s": elapsed, "cpu_s": cpu,
             "max_gaps": [r.max_gap for r in complete], "ttfbs": [r.ttfb for r in complete],
             "totals": [r.total for r in complete]}
 
@@ -120,6 +128,10 @@ def main() -> None:
     parser.add_argument("--no-stream", action="store_true")
     parser.add_argument("--start-at", type=float, default=0.0, help="wall-clock time to send (streams)")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--ramp", type=float, default=1.0,
+                        help="spread the streams' starts uniformly over this many seconds (streams)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds (latency)")
     args = parser.parse_args()
     import uvloop
@@ -129,9 +141,13 @@ def main() -> None:
         coro = latency(args.port, args.path, body, args.n, args.warmup, args.budget)
     else:
         coro = streams(args.port, args.path, body, args.n, args.start_at or time.time(),
-                       args.timeout, args.chunks)
-    with contextlib.suppress(BrokenPipeError):
-        print(json.dumps(uvloop.run(coro)))
+                       args.timeout, args.chunks, args.ramp, args.seed)
+    result = json.dumps(uvloop.run(coro))
+    if args.out:
+        args.out.write_text(result)
+    else:
+        with contextlib.suppress(BrokenPipeError):
+            print(result)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ def render(data: dict[str, Any]) -> str:  # noqa: C901 - one section after anoth
            f"{m.get('pinning', '')}. Medians over {o['rounds']} round(s); wrk {o['connections']} "
            f"connections × {o['seconds']} s; latency over {o['requests']} sequential requests. "
            f"Run took {data.get('elapsed_s', 0):.0f} s.", ""]
+    if data.get("noisy_measurements"):
+        out += [f"**Warning:** {data['noisy_measurements']} measurement(s) started while other programs "
+                "kept more than a quarter of a core busy (see the “other CPU” columns); "
+                "treat those figures with care.", ""]
     checks: list[tuple[str, str, bool | None]] = []
 
     lat = data.get("latency")
@@ -109,7 +113,8 @@ def render(data: dict[str, Any]) -> str:  # noqa: C901 - one section after anoth
                              fmt(r["gap_p50_ms"]), fmt(r["gap_p99_ms"]), ratio(r["gap_p99_ms"], direct_gap),
                              fmt(r["peak_rss_mb"]) if r.get("peak_rss_mb") else "—",
                              fmt(r["target_cpu_util"], 2), fmt(r["upstream_cpu_util"], 2),
-                             fmt(r["generator_cpu_util"], 2), fmt(r["elapsed_s"], 1)])
+                             fmt(r["generator_cpu_util"], 2), fmt(r.get("other_cpu_util"), 2),
+                             fmt(r["elapsed_s"], 1)])
             for name in ("relay /v1", "relay /chat"):
                 r = by_target.get(name)
                 if r and int(n) >= 10_000:
@@ -120,10 +125,12 @@ def render(data: dict[str, Any]) -> str:  # noqa: C901 - one section after anoth
                                    f"{r['complete']:,.0f}/{int(r['n']):,}, "
                                    f"{ratio(r['gap_p99_ms'], direct_gap)}, {r['peak_rss_mb']:.0f} MB", ok))
         out += table(["N", "target", "complete", "errors", "gap p50 ms", "gap p99 ms", "× direct",
-                      "peak RSS MB", "target CPU", "upstream CPU", "generator CPU", "seconds"], rows)
+                      "peak RSS MB", "target CPU", "upstream CPU", "generator CPU", "other CPU", "seconds"],
+                     rows)
         out += ["Gap: each stream's largest pause between two content pieces (the fake paces 50 ms). "
                 "CPU columns are cores busy over the run; a value near 1.0 for the upstream or the "
-                "generator means the load side, not the target, set the pace.", ""]
+                "generator means the load side, not the target, set the pace; “other CPU” is everything "
+                "else on the machine (other users' programs, kernel).", ""]
 
     workers = data.get("workers")
     if workers and "skipped" not in workers:

@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -141,10 +142,21 @@ def run_json(argv: list[str], cpus: set[int] | None, timeout: float) -> dict[str
     return result
 
 
+QUIET = {"wait": 20.0, "noisy": 0}
+
+
+def quiet() -> None:
+    """Let foreign load (other users of the machine) settle before measuring."""
+    if QUIET["wait"] > 0 and h.wait_quiet(QUIET["wait"]) > 0.25:
+        QUIET["noisy"] += 1
+
+
 class CpuWatch:
     """CPU seconds used by given process trees, by waited-for children (wrk) and by everyone."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    def __init__(self, pids: dict[str, int | None], wait: bool = True) -> None:
+        if wait:
+            quiet()
         self.pids = {k: v for k, v in pids.items() if v}
         self.before = {k: h.cpu_seconds(v) for k, v in self.pids.items()}
         self.children = self._children()
@@ -172,6 +184,7 @@ def latency_round(stack: Stack, n: int) -> dict[str, dict[str, float]]:
     for name, (port, path, _) in stack.targets().items():
         argv = [PY, str(BENCH / "loadgen.py"), "latency", "--port", str(port), "--path", path,
                 "-n", str(n), "--warmup", str(min(50, n // 5)), "--budget", "60"]
+        quiet()
         out[name] = run_json(argv, stack.load_cpus, timeout=120)
     return out
 
@@ -195,15 +208,16 @@ def wrk_round(stack: Stack, names: list[str], body: bytes, seconds: float,
     return out
 
 
-def streams_run(stack: Stack, name: str, n: int, timeout: float) -> dict[str, Any]:
+def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) -> dict[str, Any]:
     """``n`` paced streams at once against one target; relay-side peak RSS sampled every 100 ms."""
     port, path, pid = stack.targets()[name]
+    quiet()
     procs = 1 if n < 2000 else 2
     share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     start_at = time.time() + 2.0 + n / 2500
     argv = [PY, str(BENCH / "loadgen.py"), "streams", "--port", str(port), "--path", path,
             "--chunks", str(STREAM_CHUNKS), "--interval-ms", str(STREAM_INTERVAL_MS),
-            "--start-at", f"{start_at:.3f}", "--timeout", str(timeout)]
+            "--start-at", f"{start_at:.3f}", "--timeout", str(timeout), "--ramp", str(ramp)]
     peak = [h.rss_bytes(pid) if pid else 0]
     base_rss = peak[0]
     stop = threading.Event()
@@ -215,16 +229,21 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float) -> dict[str, An
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    watch = CpuWatch({"target": pid, "upstream": stack.fake.pid if stack.fake else None})
-    gens = [subprocess.Popen([*argv, "-n", str(k)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             preexec_fn=pinned(stack.load_cpus)) for k in share]
+    watch = CpuWatch({"target": pid, "upstream": stack.fake.pid if stack.fake else None}, wait=False)
+    outs = [stack.logs / f"streams-{i}.json" for i in range(procs)]
+    for path in outs:
+        path.unlink(missing_ok=True)
+    gens = [subprocess.Popen([*argv, "-n", str(k), "--seed", str(i + 1), "--out", str(outs[i])],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             preexec_fn=pinned(stack.load_cpus))
+            for i, k in enumerate(share)]
     results = []
     try:
-        for gen in gens:
-            out, err = gen.communicate(timeout=start_at - time.time() + timeout + 60)
-            if gen.returncode != 0:
+        for gen, path in zip(gens, outs, strict=True):
+            _, err = gen.communicate(timeout=max(1.0, start_at - time.time()) + timeout + 60)
+            if gen.returncode != 0 or not path.exists():
                 raise RuntimeError(f"load generator failed: {err.decode()[-2000:]}")
-            results.append(json.loads(out))
+            results.append(json.loads(path.read_text()))
     finally:
         for gen in gens:
             if gen.poll() is None:
@@ -240,13 +259,14 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float) -> dict[str, An
         for k, v in r["errors"].items():
             errors[k] = errors.get(k, 0) + v
     gen_cpu = sum(r.get("cpu_s", 0.0) for r in results)
+    endings = [e for r in results for e in r.get("incomplete_endings", [])][:3]
     return {"n": n, "complete": sum(r["complete"] for r in results), "errors": errors,
             "gap_p50_ms": percentile(gaps, 50) * 1e3, "gap_p99_ms": percentile(gaps, 99) * 1e3,
             "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3, "elapsed_s": elapsed,
             "peak_rss_mb": peak[0] / 2**20 if pid else None, "base_rss_mb": base_rss / 2**20 if pid else None,
             "target_cpu_util": cpu.get("target", 0.0) / elapsed,
             "upstream_cpu_util": cpu.get("upstream", 0.0) / elapsed,
-            "generator_cpu_util": gen_cpu / elapsed, "generators": procs}
+            "generator_cpu_util": gen_cpu / elapsed, "other_cpu_util": max(0.0, cpu["other"] - gen_cpu) / elapsed, "generators": procs, "incomplete_endings": endings}
 
 
 def median_of(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -296,31 +316,42 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--requests", type=int, default=500,
                         help="sequential requests per latency measurement (default 500)")
-    parser.add_argument("--streams", default="1000,10000", help="paced-stream counts (default 1000,10000)")
+    parser.add_argument("--streams", default=None,
+                        help="paced-stream counts (default 1000,10000; --quick: 1000)")
     parser.add_argument("--stream-timeout", type=float, default=60.0, help="seconds a paced stream may take")
+    parser.add_argument("--ramp", type=float, default=1.0,
+                        help="paced streams start spread over this many seconds (default 1; 0 = all at once)")
     parser.add_argument("--upstream", choices=["fast", "fake"], default="fast",
                         help="fast: bench/fastfake.py (default); fake: python -m gptrelay.fake")
     parser.add_argument("--skip", default="",
                         help="comma-separated parts to skip: latency,streamed,plain,streams,workers")
+    parser.add_argument("--relay-cmd", default="",
+                        help="command that runs the relay's CLI instead of the gptrelay entry point, "
+                             "e.g. \"python bench/experiments/no_trust_env.py\"")
+    parser.add_argument("--quiet-wait", type=float, default=20.0,
+                        help="before each measurement wait up to this many seconds for other load "
+                             "on the machine to settle (default 20; 0 = don't)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy record the relay under /chat load into results/profile.svg")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.requests = 1, 3.0, 100
-        if args.streams == "1000,10000":
-            args.streams = "1000"
+    if args.streams is None:
+        args.streams = "1000" if args.quick else "1000,10000"
     return args
 
 
 def main() -> None:  # noqa: C901 - a linear script
     args = parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    QUIET["wait"] = args.quiet_wait
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
     fd_limit = h.raise_fd_limit()
-    relay_cmd = gptrelay_cmd()
+    relay_cmd = ([PY if w == "python" else str(Path(w).resolve()) if Path(w).is_file() else w
+                  for w in shlex.split(args.relay_cmd)] if args.relay_cmd else gptrelay_cmd())
     serve_help = subprocess.run([*relay_cmd, "serve", "--help"], capture_output=True, text=True,
                                 check=False).stdout
     has_workers = "--workers" in serve_help
@@ -370,15 +401,16 @@ def main() -> None:  # noqa: C901 - a linear script
                         stack.start_pipe()  # fresh process: a clean peak RSS
                     elif name.startswith("relay"):
                         stack.start_relay()
-                    rounds = [streams_run(stack, name, n, args.stream_timeout)
+                    rounds = [streams_run(stack, name, n, args.stream_timeout, args.ramp)
                               for _ in range(1 if n >= 5000 and not args.quick else args.rounds)]
                     rows[name] = median_of([{"x": x} for x in rounds])["x"] | {
-                        "errors": rounds[len(rounds) // 2]["errors"], "rounds": len(rounds)}
+                        "errors": rounds[len(rounds) // 2]["errors"], "rounds": len(rounds),
+                        "incomplete_endings": rounds[len(rounds) // 2]["incomplete_endings"]}
                     print(f"  streams {n} {name}: {rows[name]['complete']:.0f} complete, "
                           f"gap p99 {rows[name]['gap_p99_ms']:.0f} ms", flush=True)
                 if has_workers and 2 * n + 200 > fd_limit:
                     stack.start_relay(workers=2)
-                    rows["relay /v1, 2 workers"] = streams_run(stack, "relay /v1", n, args.stream_timeout)
+                    rows["relay /v1, 2 workers"] = streams_run(stack, "relay /v1", n, args.stream_timeout, args.ramp)
                     stack.start_relay()
                 data["streams"][str(n)] = rows
 
@@ -388,6 +420,7 @@ def main() -> None:  # noqa: C901 - a linear script
             data["workers"] = {"skipped": "gptrelay serve has no --workers"}
 
     data["elapsed_s"] = time.time() - started
+    data["noisy_measurements"] = QUIET["noisy"]
     data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     md = report.render(data)
     (args.out / "latest.md").write_text(md)
