@@ -114,7 +114,7 @@ export class App {
     const other: Lang = lang() === "en" ? "zh" : "en";
     const langButton = $("lang-button");
     $("lang-button-text").textContent = t("languageSwitch");
-    $("lang-button-text").lang = other === "zh" ? "zh-CN" : "en";
+    langButton.lang = other === "zh" ? "zh-CN" : "en";
     langButton.setAttribute("aria-label", t("languageSwitchLabel"));
     langButton.title = t("languageSwitchLabel");
     this.messages.refresh();
