@@ -162,7 +162,8 @@ def test_history_survives_a_reload_and_export_then_import_gives_it_back(
     chat.expect_messages(texts)
     (original,) = chat.stored_conversations()
     assert original["system"] == "Answer briefly."
-    expect(chat.page.get_by_role("navigation", name="Conversations").get_by_role("button", name="/scenario chinese", exact=True)).to_be_visible()
+    nav = chat.page.get_by_role("navigation", name="Conversations")
+    expect(nav.get_by_role("button", name="/scenario chinese", exact=True)).to_be_visible()
 
     exported: dict[str, Path] = {}
     for kind, label in (("json", "Export as JSON"), ("md", "Export as Markdown")):

@@ -36,7 +36,8 @@ STREAM = """async ([moduleUrl, options]) => {
 
 
 @pytest.fixture
-def other_site(relay: Callable[..., RunningRelay], new_context: Callable[..., Any]) -> Iterator[tuple[Page, RunningRelay]]:
+def other_site(relay: Callable[..., RunningRelay],
+               new_context: Callable[..., Any]) -> Iterator[tuple[Page, RunningRelay]]:
     """A page on another origin (localhost, not 127.0.0.1) and the relay it talks to."""
     running = relay()
     page = new_context().new_page()
