@@ -33,6 +33,7 @@ def test_missing_or_wrong_key_on_chat_is_401_with_frames(relay: Relay, header: d
     assert reply.status == 401
     assert_well_formed(reply)
     assert len(reply.frames) == 2 and "access key" in reply.errors[0]
+    assert reply.headers["www-authenticate"] == 'Bearer realm="gptrelay"'
     assert fake_upstream.fake.log == []  # nothing went upstream
 
 

@@ -15,7 +15,7 @@ from aiohttp.typedefs import Handler
 from gptrelay import frames
 from gptrelay.access import AccessKeys
 from gptrelay.cors import Cors
-from gptrelay.errors import RelayError, UpstreamStatus, report
+from gptrelay.errors import RelayError, Unauthorized, UpstreamStatus, report
 from gptrelay.routes import pages
 from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
@@ -27,15 +27,17 @@ from gptrelay.upstream import Upstream
 
 def render(request: web.Request, error: RelayError) -> web.Response:
     """An error as the endpoint's clients expect it: frames on /chat, OpenAI's envelope elsewhere."""
+    headers = {"WWW-Authenticate": 'Bearer realm="gptrelay"'} if isinstance(error, Unauthorized) else {}
     if request.path == "/chat":
+        headers["Content-Type"] = frames.CONTENT_TYPE
         return web.Response(status=error.status, body=frames.error(error.message) + frames.DONE,
-                            headers={"Content-Type": frames.CONTENT_TYPE})
+                            headers=headers)
     if isinstance(error, UpstreamStatus) and error.body:
         return web.Response(status=error.status, body=error.body,
                             headers={"Content-Type": error.content_type})
     body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
-    return web.Response(status=error.status, body=orjson.dumps(body),
-                        headers={"Content-Type": "application/json"})
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=error.status, body=orjson.dumps(body), headers=headers)
 
 
 @web.middleware

@@ -3,7 +3,9 @@
 - the README's `streamChat` example, through a proxy that trickles the reply
   two bytes at a time (frames and UTF-8 characters cut across reads);
 - the two seed documents' clients, as written: they parse every network read
-  on its own, so each frame or event must reach them whole.
+  on its own, so each frame or event must reach them whole. (No server can
+  promise that when a burst outruns the browser's reads, so these replies are
+  paced like a real model's, 10 ms a piece.)
 
 Each page is served from another origin than the relay's, so CORS is real.
 """
@@ -154,7 +156,8 @@ def test_seed_readme_client(relay: Relay, page_host: Callable[[str], str], new_c
                             scenario: str) -> None:
     r = relay(authorization_key=None)  # the seed sends no key: a loopback relay without one
     page = new_context().new_page()
-    page.goto(page_host(SEED_CHAT.replace("RELAY", r.url).replace("/scenario chinese", f"/scenario {scenario}")))
+    prompt = f"/scenario {scenario} interval_ms=10"
+    page.goto(page_host(SEED_CHAT.replace("RELAY", r.url).replace("/scenario chinese", prompt)))
     page.evaluate("window.finished")
     assert page.evaluate("document.body.innerText") == replies.CHINESE
 
@@ -260,9 +263,9 @@ SEED_BLOG = """<!DOCTYPE html>
 def test_seed_blog_page(relay: Relay, page_host: Callable[[str], str], new_context: Any,
                         scenario: str) -> None:
     r = relay(authorization_key=None)
-    html = SEED_BLOG.replace("RELAY", r.url).replace("PROMPT", f"/scenario {scenario}")
+    prompt = f"/scenario {scenario} interval_ms=10"
+    html = SEED_BLOG.replace("RELAY", r.url).replace("PROMPT", prompt)
     page = new_context().new_page()
     page.goto(page_host(html))
-    prompt = f"/scenario {scenario}"
     expected = replies.text_for(scenario, {"messages": [{"role": "user", "content": prompt}]})
     page.wait_for_function(f"document.getElementById('output').textContent === {expected!r}")
