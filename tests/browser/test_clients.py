@@ -101,6 +101,15 @@ def test_readme_example_reports_errors(relay: Relay, page_host: Callable[[str], 
     assert page.evaluate("window.done") == "error: wrong access key"
 
 
+def test_readme_module_example(relay: Relay, page_host: Callable[[str], str], new_context: Any) -> None:
+    r = relay()
+    html = localise(examples()["browser-module"], r.url, r.key).replace('content: "你好"',
+                                                                       'content: "/scenario chinese"')
+    page = new_context().new_page()
+    page.goto(page_host(f"<!doctype html><meta charset=utf-8>{html}"))
+    page.wait_for_function(f"document.querySelector('#output').textContent === {replies.CHINESE!r}")
+
+
 SEED_CHAT = """<!doctype html><meta charset=utf-8><body></body><script>
 /* The seed README's client (000_843069257c48463d.txt), its TypeScript types removed. */
 let messages = [];
