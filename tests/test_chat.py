@@ -223,3 +223,10 @@ def test_compression_is_never_used_even_when_asked(relay: Relay) -> None:
     r = relay()
     reply = chat(r.url, user("hi"), {**r.auth, "Accept-Encoding": "gzip, br"})
     assert "content-encoding" not in reply.headers
+
+
+def test_tls_failure_is_502_with_a_reason(relay: Relay, fake_upstream: RunningFake) -> None:
+    # An https URL to a plain-http server: the TLS handshake fails.
+    reply = ask(relay(openai_base_url=fake_upstream.url.replace("http://", "https://")), "hi")
+    assert reply.status == 502
+    assert reply.errors[0].startswith("cannot connect to the upstream at 127.0.0.1: ")

@@ -126,7 +126,9 @@ class Upstream:
                 raise UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s") from None
             raise UpstreamTimeout(f"the upstream at {self.host} did not answer in time") from None
         except aiohttp.ClientConnectorError as error:
-            reason = error.os_error.strerror or str(error.os_error) or type(error.os_error).__name__
+            # Certificate errors are connector errors without an OSError inside.
+            cause = getattr(error, "_os_error", None)
+            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
             raise UpstreamError(f"cannot connect to the upstream at {self.host}: {reason}") from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
             if started:
