@@ -161,6 +161,7 @@ class CpuWatch:
         self.before = {k: h.cpu_seconds(v) for k, v in self.pids.items()}
         self.children = self._children()
         self.system = self._system()
+        self.started = time.monotonic()
 
     @staticmethod
     def _children() -> float:
@@ -251,6 +252,7 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
         stop.set()
         sampler.join()
     cpu = watch.done()
+    watched = time.monotonic() - watch.started  # connecting included: CPU is counted over it all
     elapsed = max(r["elapsed_s"] for r in results)
     gaps = [g for r in results for g in r["max_gaps"]]
     ttfbs = [g for r in results for g in r["ttfbs"]]
@@ -264,9 +266,9 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
             "gap_p50_ms": percentile(gaps, 50) * 1e3, "gap_p99_ms": percentile(gaps, 99) * 1e3,
             "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3, "elapsed_s": elapsed,
             "peak_rss_mb": peak[0] / 2**20 if pid else None, "base_rss_mb": base_rss / 2**20 if pid else None,
-            "target_cpu_util": cpu.get("target", 0.0) / elapsed,
-            "upstream_cpu_util": cpu.get("upstream", 0.0) / elapsed,
-            "generator_cpu_util": gen_cpu / elapsed, "other_cpu_util": max(0.0, cpu["other"] - gen_cpu) / elapsed, "generators": procs, "incomplete_endings": endings}
+            "target_cpu_util": cpu.get("target", 0.0) / watched,
+            "upstream_cpu_util": cpu.get("upstream", 0.0) / watched,
+            "generator_cpu_util": gen_cpu / elapsed, "other_cpu_util": cpu["other"] / watched, "generators": procs, "incomplete_endings": endings}
 
 
 def median_of(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -349,6 +351,8 @@ def main() -> None:  # noqa: C901 - a linear script
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / "logs"
     logs.mkdir(exist_ok=True)
+    for old in logs.iterdir():  # this run's logs only
+        old.unlink()
     fd_limit = h.raise_fd_limit()
     relay_cmd = ([PY if w == "python" else str(Path(w).resolve()) if Path(w).is_file() else w
                   for w in shlex.split(args.relay_cmd)] if args.relay_cmd else gptrelay_cmd())
