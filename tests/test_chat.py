@@ -230,3 +230,35 @@ def test_tls_failure_is_502_with_a_reason(relay: Relay, fake_upstream: RunningFa
     reply = ask(relay(openai_base_url=fake_upstream.url.replace("http://", "https://")), "hi")
     assert reply.status == 502
     assert reply.errors[0].startswith("cannot connect to the upstream at 127.0.0.1: ")
+
+
+def test_the_upstream_can_be_reached_through_a_proxy(relay: Relay, loop_thread: object,
+                                                      fake_upstream: RunningFake,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY is honoured (read once at start): requests go to the proxy with absolute URLs."""
+    from aiohttp import ClientSession, web
+
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        seen.append(str(request.url))
+        async with ClientSession(auto_decompress=False) as session, session.request(
+                request.method, str(request.url), headers=request.headers, data=await request.read()) as up:
+            response = web.StreamResponse(status=up.status, headers={
+                k: v for k, v in up.headers.items() if k.lower() not in ("transfer-encoding", "content-length")})
+            await response.prepare(request)
+            async for chunk in up.content.iter_any():
+                await response.write(chunk)
+            return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner, port = loop_thread.serve_app(app)  # type: ignore[attr-defined]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "")
+    try:
+        reply = ask(relay(), "/scenario chinese")
+    finally:
+        loop_thread.run(runner.cleanup())  # type: ignore[attr-defined]
+    assert reply.text == replies.CHINESE
+    assert f"{fake_upstream.url}/chat/completions" in seen  # (the test's own httpx may use the proxy too)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -53,6 +54,7 @@ class Upstream:
         if settings.openai_project:
             credentials["OpenAI-Project"] = settings.openai_project
         self.credentials = credentials
+        self.proxy = proxy_for(self.base_url)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -62,7 +64,6 @@ class Upstream:
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
                                           sock_read=None),
             auto_decompress=False,  # bytes pass through as sent; /chat asks for identity
-            trust_env=True,  # HTTPS_PROXY / NO_PROXY, for servers that reach the upstream through a proxy
             skip_auto_headers=("User-Agent",),
         )
 
@@ -91,7 +92,7 @@ class Upstream:
         deadline = loop.time() + self.first_byte_timeout
         sending = self._session.request(
             method, self.url(path, query), headers={**headers, **self.credentials}, data=data,
-            allow_redirects=False,
+            allow_redirects=False, proxy=self.proxy,
         )
         with self._translate():
             if on_wait is None:
@@ -137,6 +138,15 @@ class Upstream:
         except aiohttp.ClientError as error:
             raise UpstreamError(f"the request to the upstream at {self.host} failed: "
                                 f"{type(error).__name__}") from None
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy from HTTPS_PROXY / HTTP_PROXY / NO_PROXY for the upstream, looked up once at start
+    (aiohttp's ``trust_env`` would read the environment again on every request)."""
+    parts = URL(url)
+    if parts.host is None or urllib.request.proxy_bypass(parts.host):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 class UpstreamResponse:
