@@ -109,3 +109,17 @@ def test_loopback() -> None:
 def test_secrets_are_hidden_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = make(tmp_path, {"OPENAI_API_KEY": "sk-secret-value", "AUTHORIZATION_KEY": "access-secret"}, monkeypatch)
     assert "sk-secret-value" not in repr(s) and "access-secret" not in repr(s)
+
+
+def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
+    import resource
+
+    from gptrelay.server import raise_open_file_limit
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, before[1]), before[1]))
+        assert raise_open_file_limit() == before[1]
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (before[1], before[1])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)

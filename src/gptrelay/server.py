@@ -65,8 +65,24 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
         await runner.cleanup()
 
 
+def raise_open_file_limit() -> int:
+    """Every open stream holds two sockets: allow as many as the hard limit permits."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+    return hard
+
+
 def run(settings: Settings) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
+    raise_open_file_limit()
     if settings.workers == 1:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve(settings))
