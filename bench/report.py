@@ -111,6 +111,7 @@ def render(data: dict[str, Any]) -> str:  # noqa: C901 - one section after anoth
                 errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "none"
                 rows.append([n, name, f"{r['complete']:,.0f}/{int(r['n']):,}", errors,
                              fmt(r["gap_p50_ms"]), fmt(r["gap_p99_ms"]), ratio(r["gap_p99_ms"], direct_gap),
+                             fmt(r.get("ttfb_p99_ms")), fmt(r.get("total_p99_ms")),
                              fmt(r["peak_rss_mb"]) if r.get("peak_rss_mb") else "—",
                              fmt(r["target_cpu_util"], 2), fmt(r["upstream_cpu_util"], 2),
                              fmt(r["generator_cpu_util"], 2), fmt(r.get("other_cpu_util"), 2),
@@ -125,9 +126,12 @@ def render(data: dict[str, Any]) -> str:  # noqa: C901 - one section after anoth
                                    f"{r['complete']:,.0f}/{int(r['n']):,}, "
                                    f"{ratio(r['gap_p99_ms'], direct_gap)}, {r['peak_rss_mb']:.0f} MB", ok))
         out += table(["N", "target", "complete", "errors", "gap p50 ms", "gap p99 ms", "× direct",
+                      "first byte p99 ms", "whole stream p99 ms",
                       "peak RSS MB", "target CPU", "upstream CPU", "generator CPU", "other CPU", "seconds"],
                      rows)
-        out += ["Gap: each stream's largest pause between two content pieces (the fake paces 50 ms). "
+        out += ["Gap: each stream's largest pause between two content pieces (the fake paces 50 ms; "
+                "a stream whose pieces all arrive in one read has gap 0, so read it with the first-byte "
+                "and whole-stream columns: an unhurried stream takes ~1,100 ms). "
                 "CPU columns are cores busy over the run; a value near 1.0 for the upstream or the "
                 "generator means the load side, not the target, set the pace; “other CPU” is everything "
                 "else on the machine (other users' programs, kernel).", ""]

@@ -264,7 +264,9 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
     endings = [e for r in results for e in r.get("incomplete_endings", [])][:3]
     return {"n": n, "complete": sum(r["complete"] for r in results), "errors": errors,
             "gap_p50_ms": percentile(gaps, 50) * 1e3, "gap_p99_ms": percentile(gaps, 99) * 1e3,
-            "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3, "elapsed_s": elapsed,
+            "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3,
+            "total_p99_ms": percentile([t for r in results for t in r["totals"]], 99) * 1e3,
+            "elapsed_s": elapsed,
             "peak_rss_mb": peak[0] / 2**20 if pid else None, "base_rss_mb": base_rss / 2**20 if pid else None,
             "target_cpu_util": cpu.get("target", 0.0) / watched,
             "upstream_cpu_util": cpu.get("upstream", 0.0) / watched,
@@ -401,10 +403,11 @@ def main() -> None:  # noqa: C901 - a linear script
             for n in stream_counts:
                 rows: dict[str, Any] = {}
                 for name in ("direct", "byte pipe", "relay /v1", "relay /chat"):
-                    if name == "byte pipe":
-                        stack.start_pipe()  # fresh process: a clean peak RSS
-                    elif name.startswith("relay"):
-                        stack.start_relay()
+                    # Fresh relay and byte pipe before each target: a clean peak RSS, and no
+                    # thousands of pooled upstream connections left holding the upstream's fds.
+                    stack.start_pipe()
+                    stack.start_relay()
+                    time.sleep(1.0)
                     rounds = [streams_run(stack, name, n, args.stream_timeout, args.ramp)
                               for _ in range(1 if n >= 5000 and not args.quick else args.rounds)]
                     rows[name] = median_of([{"x": x} for x in rounds])["x"] | {
@@ -413,7 +416,9 @@ def main() -> None:  # noqa: C901 - a linear script
                     print(f"  streams {n} {name}: {rows[name]['complete']:.0f} complete, "
                           f"gap p99 {rows[name]['gap_p99_ms']:.0f} ms", flush=True)
                 if has_workers and 2 * n + 200 > fd_limit:
+                    stack.start_pipe()
                     stack.start_relay(workers=2)
+                    time.sleep(1.0)
                     rows["relay /v1, 2 workers"] = streams_run(stack, "relay /v1", n, args.stream_timeout, args.ramp)
                     stack.start_relay()
                 data["streams"][str(n)] = rows
