@@ -11,12 +11,12 @@ from gptrelay.errors import BadRequest, PayloadTooLarge, Unprocessable
 from gptrelay.upstream import USER_AGENT
 
 # What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
-CHAT_HEADERS = {
-    "Content-Type": "application/json",
-    "Accept": "text/event-stream",
-    "Accept-Encoding": "identity",
-    "User-Agent": USER_AGENT,
-}
+CHAT_HEADERS = (
+    ("Content-Type", "application/json"),
+    ("Accept", "text/event-stream"),
+    ("Accept-Encoding", "identity"),
+    ("User-Agent", USER_AGENT),
+)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

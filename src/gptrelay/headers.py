@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from multidict import CIMultiDict
-
 # Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -25,16 +23,14 @@ NOT_DOWNSTREAM = HOP_BY_HOP | frozenset({
 })
 
 
-def to_upstream(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict(
-        (name, value) for name, value in headers.items() if name.lower() not in NOT_UPSTREAM
-    )
-    # Ask for what the client asked for, and nothing else: bodies pass through undecoded.
-    out["Accept-Encoding"] = headers.get("Accept-Encoding", "identity")
+def to_upstream(headers: Mapping[str, str], accept_encoding: str | None = None) -> list[tuple[str, str]]:
+    """The client's end-to-end headers. ``Accept-Encoding`` is what the client asked for (or
+    ``accept_encoding``), never aiohttp's default: bodies pass through undecoded."""
+    out = [(name, value) for name, value in headers.items()
+           if (lower := name.lower()) not in NOT_UPSTREAM and lower != "accept-encoding"]
+    out.append(("Accept-Encoding", accept_encoding or headers.get("Accept-Encoding", "identity")))
     return out
 
 
-def to_client(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    return CIMultiDict(
-        (name, value) for name, value in headers.items() if name.lower() not in NOT_DOWNSTREAM
-    )
+def to_client(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers.items() if name.lower() not in NOT_DOWNSTREAM]

@@ -53,7 +53,20 @@ class SSEDecoder:
             if buffer.startswith(_BOM):
                 buffer = buffer[3:]
             self._started = True
-        return self._lines(buffer, final=False)
+        if self._buffer or b"\r" in buffer:
+            return self._lines(buffer, final=False)
+        # The common case, one or more whole `data: …` events: no line-by-line parsing.
+        events: list[Event] = []
+        pos = 0
+        while True:
+            end = buffer.find(b"\n\n", pos)
+            if end == -1 or not buffer.startswith(b"data: ", pos) or buffer.find(b"\n", pos, end) != -1:
+                break
+            events.append(Event(buffer[pos + 6:end].decode("utf-8", "replace"), raw=buffer[pos:end + 2]))
+            pos = end + 2
+        if pos == len(buffer):
+            return events
+        return events + self._lines(buffer[pos:] if pos else buffer, final=False)
 
     def flush(self) -> list[Event]:
         """The stream has ended: a last event without its blank line still counts."""

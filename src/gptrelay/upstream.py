@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -73,49 +74,43 @@ class Upstream:
             self._session = None
 
     def url(self, path: str, query: str = "") -> URL:
-        url = f"{self.base_url}/{path.lstrip('/')}"
-        return URL(f"{url}?{query}" if query else url, encoded=True)
+        if not query:
+            return self._url(path)
+        return URL(f"{self.base_url}/{path.lstrip('/')}?{query}", encoded=True)
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Upstream per process, kept for its life
+    def _url(self, path: str) -> URL:
+        return URL(f"{self.base_url}/{path.lstrip('/')}", encoded=True)
 
     async def request(
         self,
         method: str,
         path: str,
         *,
-        headers: Mapping[str, str],
+        headers: Iterable[tuple[str, str]],
         data: Any = None,
         query: str = "",
         on_wait: OnWait | None = None,
     ) -> UpstreamResponse:
-        """Send a request with the relay's own credentials; return once headers arrive."""
+        """Send a request with the relay's own credentials; return once headers arrive.
+
+        Until the first byte of the body arrives, ``on_wait`` is called every
+        ``keepalive_interval`` seconds (the returned response goes on ticking).
+        """
         assert self._session is not None, "Upstream.start() was not called"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.first_byte_timeout
-        sending = self._session.request(
-            method, self.url(path, query), headers={**headers, **self.credentials}, data=data,
-            allow_redirects=False, proxy=self.proxy,
-        )
-        with self._translate():
-            if on_wait is None:
+        deadline = asyncio.get_running_loop().time() + self.first_byte_timeout
+        ticker = Ticker(self.keepalive_interval, on_wait) if on_wait is not None else None
+        try:
+            with self._translate():
                 async with asyncio.timeout_at(deadline):
-                    response = await sending
-            else:
-                task = asyncio.ensure_future(sending)
-                try:
-                    while True:
-                        await asyncio.wait((task,), timeout=min(self.keepalive_interval,
-                                                                deadline - loop.time()))
-                        if task.done():
-                            response = task.result()
-                            break
-                        if loop.time() >= deadline:
-                            raise TimeoutError
-                        await on_wait()
-                finally:
-                    if not task.done():
-                        task.cancel()
-                        with contextlib.suppress(BaseException):
-                            await task
-        return UpstreamResponse(self, response, deadline)
+                    response = await self._session.request(
+                        method, self.url(path, query), headers=[*headers, *self.credentials.items()],
+                        data=data, allow_redirects=False, proxy=self.proxy)
+        except BaseException:
+            if ticker is not None:
+                await ticker.stop()
+            raise
+        return UpstreamResponse(self, response, deadline, ticker)
 
     @contextlib.contextmanager
     def _translate(self, started: bool = False) -> Iterator[None]:
@@ -123,8 +118,6 @@ class Upstream:
         try:
             yield
         except TimeoutError:
-            if started:
-                raise UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s") from None
             raise UpstreamTimeout(f"the upstream at {self.host} did not answer in time") from None
         except aiohttp.ClientConnectorError as error:
             # Certificate errors are connector errors without an OSError inside.
@@ -152,12 +145,14 @@ def proxy_for(url: str) -> str | None:
 class UpstreamResponse:
     """An upstream reply whose headers have arrived; its body is read with ``chunks()``."""
 
-    __slots__ = ("_deadline", "_response", "_upstream", "headers", "reason", "status")
+    __slots__ = ("_deadline", "_response", "_ticker", "_upstream", "headers", "reason", "status")
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, deadline: float) -> None:
+    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, deadline: float,
+                 ticker: Ticker | None = None) -> None:
         self._upstream = upstream
         self._response = response
         self._deadline = deadline
+        self._ticker = ticker
         self.status = response.status
         self.reason = response.reason
         self.headers: CIMultiDictProxy[str] = response.headers
@@ -166,7 +161,14 @@ class UpstreamResponse:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop_ticking()
         self.close()
+
+    async def stop_ticking(self) -> None:
+        """No more keep-alives from now on (the caller is about to write)."""
+        if self._ticker is not None:
+            ticker, self._ticker = self._ticker, None
+            await ticker.stop()
 
     def close(self) -> None:
         """Give the connection back if the body was read whole, else close it (the upstream stops)."""
@@ -180,8 +182,13 @@ class UpstreamResponse:
     def is_event_stream(self) -> bool:
         return self.headers.get("Content-Type", "").startswith("text/event-stream")
 
+    def keep_alive(self, on_wait: OnWait) -> None:
+        """Call ``on_wait`` every ``keepalive_interval`` seconds until the body's first byte."""
+        self._ticker = Ticker(self._upstream.keepalive_interval, on_wait)
+
     async def read(self, limit: int = ERROR_BODY_LIMIT) -> bytes:
         """The whole body, up to ``limit`` bytes (for error bodies and small replies)."""
+        await self.stop_ticking()
         with self._upstream._translate(started=True):
             async with asyncio.timeout(self._upstream.read_timeout):
                 return await self._response.content.read(limit)
@@ -199,36 +206,31 @@ class UpstreamResponse:
         return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
                               self.headers.get("Content-Type", "application/json"))
 
-    async def chunks(self, on_wait: OnWait | None = None) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, one network read at a time."""
         upstream = self._upstream
         content = self._response.content
         loop = asyncio.get_running_loop()
+        started = False
         with upstream._translate(started=True):
-            while True:  # the first byte: tick while the upstream thinks
-                wait = self._deadline - loop.time()
-                if on_wait is not None:
-                    wait = min(wait, upstream.keepalive_interval)
-                try:
-                    async with asyncio.timeout(max(wait, 0)):
-                        chunk = await _read(content)
-                    break
-                except TimeoutError:
-                    if on_wait is None or loop.time() >= self._deadline:
-                        raise UpstreamTimeout(
-                            f"the upstream sent no reply within {upstream.first_byte_timeout:g} s") from None
-                    await on_wait()
-            if not chunk:
-                return
-            yield chunk
-            with IdleTimer(upstream.read_timeout) as idle:
-                while True:
+            try:
+                # Until the first byte the limit is the first-byte deadline; then the idle limit.
+                with IdleTimer(max(self._deadline - loop.time(), 0)) as idle:
                     idle.since = loop.time()
                     chunk = await _read(content)
-                    idle.since = 0.0
-                    if not chunk:
-                        return
-                    yield chunk
+                    await self.stop_ticking()
+                    started = True
+                    idle.change(upstream.read_timeout)
+                    while chunk:
+                        idle.since = 0.0
+                        yield chunk
+                        idle.since = loop.time()
+                        chunk = await _read(content)
+            except TimeoutError:
+                if started:
+                    raise UpstreamTimeout(f"the upstream sent nothing for {upstream.read_timeout:g} s") from None
+                raise UpstreamTimeout(
+                    f"the upstream sent no reply within {upstream.first_byte_timeout:g} s") from None
 
 
 async def _read(content: aiohttp.StreamReader) -> bytes:
@@ -243,6 +245,41 @@ async def _read(content: aiohttp.StreamReader) -> bytes:
         rest = b"".join(buffer)
         buffer.clear()
         return rest
+
+
+class Ticker:
+    """Calls ``on_wait`` every ``interval`` seconds until stopped.
+
+    One timer while nothing happens; a task only when a tick is due, so the
+    common request (an answer within the interval) pays for no task.
+    """
+
+    __slots__ = ("_handle", "_interval", "_loop", "_on_wait", "_tick")
+
+    def __init__(self, interval: float, on_wait: OnWait) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._interval = interval
+        self._on_wait = on_wait
+        self._tick: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = self._loop.call_later(interval, self._fire)
+
+    def _fire(self) -> None:
+        self._tick = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        await self._on_wait()
+        if self._handle is not None:  # not stopped meanwhile
+            self._handle = self._loop.call_later(self._interval, self._fire)
+
+    async def stop(self) -> None:
+        """Stop ticking; a keep-alive being written is finished first, so writes never interleave."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        tick, self._tick = self._tick, None
+        if tick is not None:
+            with contextlib.suppress(Exception):  # a failed keep-alive: the client is gone, the caller sees it
+                await tick
 
 
 class IdleTimer:
@@ -273,6 +310,12 @@ class IdleTimer:
         expired = self.expired and kind is asyncio.CancelledError and self._task is not None
         if expired and self._task.uncancel() == 0:  # type: ignore[union-attr]
             raise TimeoutError from None
+
+    def change(self, timeout: float) -> None:
+        self.timeout = timeout
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop.call_later(timeout, self._check)
 
     def _check(self) -> None:
         now = self._loop.time()

@@ -25,7 +25,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             if upstream.status >= 400:
                 raise await upstream.error()
             decoder = SSEDecoder()
-            async for chunk in upstream.chunks(on_wait=stream.keepalive):
+            async for chunk in upstream.chunks():
                 await _relay(decoder.feed(chunk), reader, stream)
             await _relay(decoder.flush(), reader, stream)
             reader.check_complete()

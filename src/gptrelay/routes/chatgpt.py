@@ -37,7 +37,7 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
                 raise await upstream.error()
             decoder = SSEDecoder()
             done = False
-            async for chunk in upstream.chunks(on_wait=stream.keepalive):
+            async for chunk in upstream.chunks():
                 events = decoder.feed(chunk)
                 if events:
                     await stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))

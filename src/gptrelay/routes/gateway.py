@@ -7,6 +7,7 @@ and body come back as they arrive, never decoded or buffered whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import orjson
@@ -20,6 +21,8 @@ from gptrelay.streaming import STREAM_HEADERS
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
 SMALL_BODY = 1024 * 1024
+# `"stream": true` in a JSON body; inside a string its quotes would be escaped, so no false match.
+_STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 PING = b": ping\n\n"
 
 
@@ -34,22 +37,23 @@ async def _stream_body(request: web.Request, limit: int) -> AsyncIterator[bytes]
 
 async def gateway(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    headers = header_rules.to_upstream(request.headers)
     is_json = request.content_type == "application/json"
     limit = settings.max_body_size if is_json else settings.max_upload_size
     data: bytes | AsyncIterator[bytes] | None = None
+    accept_encoding = None
+    length = request.content_length
     if request.body_exists:
-        length = request.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
         if length is not None and length <= SMALL_BODY:
             data = await read_body(request, limit)
-            if is_json and b'"stream"' in data and _wants_stream(data):
-                headers["Accept-Encoding"] = "identity"  # a streamed reply is never compressed
+            if is_json and _STREAM_TRUE.search(data):
+                accept_encoding = "identity"  # a streamed reply is never compressed
         else:
             data = _stream_body(request, limit)
-            if length is not None:
-                headers["Content-Length"] = str(length)
+    headers = header_rules.to_upstream(request.headers, accept_encoding)
+    if isinstance(data, AsyncIterator) and length is not None:
+        headers.append(("Content-Length", str(length)))  # streamed, not chunked, as the client sent it
 
     path, _, query = request.raw_path.partition("?")  # as sent: still percent-encoded
     upstream = await request.app[UPSTREAM].request(
@@ -61,12 +65,14 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         if streaming:
             response.headers.update(STREAM_HEADERS)
         await response.prepare(request)
+        if streaming:
 
-        async def ping() -> None:
-            await response.write(PING)
+            async def ping() -> None:
+                await response.write(PING)
 
+            upstream.keep_alive(ping)
         try:
-            async for chunk in upstream.chunks(on_wait=ping if streaming else None):
+            async for chunk in upstream.chunks():
                 await response.write(chunk)
         except RelayError as error:
             report(error, request.method, request.path)
@@ -80,10 +86,3 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     await response.write_eof()
     return response
 
-
-def _wants_stream(data: bytes) -> bool:
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(body, dict) and body.get("stream") is True
