@@ -10,7 +10,6 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from gptrelay.errors import Unauthorized
 
@@ -42,13 +41,15 @@ class AccessKeys:
             found |= hmac.compare_digest(presented, known)
         return found
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check(self, request: web.Request) -> None:
+        """Raise ``Unauthorized`` unless the request may pass."""
+        if not self._keys:
+            return
         path = request.path
-        if path in OPEN_PATHS or path.startswith("/static/") or request.method == "OPTIONS":
-            return await handler(request)
-        if not self.allows(presented_key(request)):
-            if presented_key(request) is None:
-                raise Unauthorized("missing access key: send it as 'Authorization: Bearer <key>'")
+        if path in OPEN_PATHS or path.startswith("/static/"):
+            return
+        key = presented_key(request)
+        if key is None:
+            raise Unauthorized("missing access key: send it as 'Authorization: Bearer <key>'")
+        if not self.allows(key):
             raise Unauthorized("wrong access key")
-        return await handler(request)

@@ -1,7 +1,7 @@
 """``create_app(settings)``: the relay as an aiohttp application.
 
-Middlewares, outermost first: errors rendered (the one place a
-``RelayError`` becomes a response), CORS preflights, access keys.
+One middleware is the front door: it answers CORS preflights, checks the
+access key, and is the one place a ``RelayError`` becomes a response.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gptrelay import frames
 from gptrelay.access import AccessKeys
@@ -40,21 +40,31 @@ def render(request: web.Request, error: RelayError) -> web.Response:
     return web.Response(status=error.status, body=orjson.dumps(body), headers=headers)
 
 
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except RelayError as error:
-        report(error, request.method, request.path)
-        return render(request, error)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        reason = f"{error.reason}: {request.method} {request.path}"
-        relay_error = RelayError(reason)
-        relay_error.status = error.status
-        relay_error.type = "invalid_request_error"
-        return render(request, relay_error)
+def front_door(cors: Cors, keys: AccessKeys) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            if request.method == "OPTIONS":
+                return cors.preflight(request)  # before any key check
+            keys.check(request)
+            return await handler(request)
+        except RelayError as error:
+            report(error, request.method, request.path)
+            return render(request, error)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            return render(request, _http_error(request, error))
+
+    return middleware
+
+
+def _http_error(request: web.Request, error: web.HTTPException) -> RelayError:
+    """aiohttp's own 404 and 405, told in the endpoint's shape."""
+    relay_error = RelayError(f"{error.reason}: {request.method} {request.path}")
+    relay_error.status = error.status
+    relay_error.type = "invalid_request_error"
+    return relay_error
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
@@ -80,12 +90,10 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [errors]
-    app = web.Application(client_max_size=settings.max_body_size, middlewares=middlewares)
-    Cors(settings.cors_origins).install(app)
-    keys = AccessKeys(settings.access_keys)
-    if keys.required:
-        app.middlewares.append(keys.middleware)
+    cors = Cors(settings.cors_origins)
+    app = web.Application(client_max_size=settings.max_body_size,
+                          middlewares=[front_door(cors, AccessKeys(settings.access_keys))])
+    cors.install(app)
     app[SETTINGS] = settings
     app[PAGE] = pages.page_html(settings.default_model)
     app.cleanup_ctx.append(_upstream)

@@ -7,7 +7,6 @@ pages that fetch with ``credentials: "include"`` work.
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 ALLOW_HEADERS = "Authorization, Content-Type, api-key"
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -28,13 +27,10 @@ class Cors:
         return self.any_origin or origin.rstrip("/") in self.origins
 
     def install(self, app: web.Application) -> None:
-        app.middlewares.append(self.preflight)
         app.on_response_prepare.append(self.decorate)
 
-    @web.middleware
-    async def preflight(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method != "OPTIONS":
-            return await handler(request)
+    def preflight(self, request: web.Request) -> web.Response:
+        """The answer to an ``OPTIONS`` request, whatever its path."""
         response = web.Response(status=204, headers={"Vary": "Origin"})
         origin = request.headers.get("Origin")
         if origin and self.allows(origin):

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import functools
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -206,10 +206,15 @@ class UpstreamResponse:
         return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
                               self.headers.get("Content-Type", "application/json"))
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, one network read at a time."""
+    async def pump(self, sink: Callable[[bytes], Awaitable[object]]) -> None:
+        """Hand the body to ``sink`` as it arrives, one network read at a time.
+
+        The loop is the byte pipe's own (read, then await the sink): no
+        generator or wrapper per read, since every token passes through here.
+        """
         upstream = self._upstream
         content = self._response.content
+        read = content.readany
         loop = asyncio.get_running_loop()
         started = False
         with upstream._translate(started=True):
@@ -223,9 +228,12 @@ class UpstreamResponse:
                     idle.change(upstream.read_timeout)
                     while chunk:
                         idle.since = 0.0
-                        yield chunk
+                        await sink(chunk)
                         idle.since = loop.time()
-                        chunk = await _read(content)
+                        try:
+                            chunk = await read()
+                        except aiohttp.ClientPayloadError:
+                            chunk = _unread(content)
             except TimeoutError:
                 if started:
                     raise UpstreamTimeout(f"the upstream sent nothing for {upstream.read_timeout:g} s") from None
@@ -234,17 +242,21 @@ class UpstreamResponse:
 
 
 async def _read(content: aiohttp.StreamReader) -> bytes:
-    """One network read. When the connection breaks, aiohttp raises at once and
-    drops what had already arrived: hand that over first, raise on the next read."""
     try:
         return await content.readany()
     except aiohttp.ClientPayloadError:
-        buffer = getattr(content, "_buffer", None)
-        if not buffer:
-            raise
-        rest = b"".join(buffer)
-        buffer.clear()
-        return rest
+        return _unread(content)
+
+
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """When the connection breaks, aiohttp raises at once and drops what had already
+    arrived: hand that over first (the next read raises again). Call in an ``except``."""
+    buffer = getattr(content, "_buffer", None)
+    if not buffer:
+        raise
+    rest = b"".join(buffer)
+    buffer.clear()
+    return rest
 
 
 class Ticker:

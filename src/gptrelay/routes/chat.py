@@ -25,8 +25,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
             if upstream.status >= 400:
                 raise await upstream.error()
             decoder = SSEDecoder()
-            async for chunk in upstream.chunks():
-                await _relay(decoder.feed(chunk), reader, stream)
+            await upstream.pump(lambda chunk: _relay(decoder.feed(chunk), reader, stream))
             await _relay(decoder.flush(), reader, stream)
             reader.check_complete()
     except RelayError as error:

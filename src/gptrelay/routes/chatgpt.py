@@ -37,11 +37,15 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
                 raise await upstream.error()
             decoder = SSEDecoder()
             done = False
-            async for chunk in upstream.chunks():
+
+            async def forward(chunk: bytes) -> None:
+                nonlocal done
                 events = decoder.feed(chunk)
                 if events:
                     await stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))
                     done = events[-1].data == "[DONE]"
+
+            await upstream.pump(forward)
             events = decoder.flush()
             tail = b"".join(e.raw for e in events) + decoder.rest
             if events:

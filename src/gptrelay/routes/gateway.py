@@ -72,8 +72,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
 
             upstream.keep_alive(ping)
         try:
-            async for chunk in upstream.chunks():
-                await response.write(chunk)
+            await upstream.pump(response.write)
         except RelayError as error:
             report(error, request.method, request.path)
             if not streaming:
