@@ -119,7 +119,11 @@ def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
     before = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, before[1]), before[1]))
-        assert raise_open_file_limit() == before[1]
-        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (before[1], before[1])
+        limit = raise_open_file_limit()
+        assert limit >= before[1]  # 65,536 when privileged, else the hard limit
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == limit
     finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, before)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, before)
+        except ValueError:  # a raised hard limit can only be lowered back with privilege; keep it
+            pass

@@ -65,19 +65,26 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
         await runner.cleanup()
 
 
+WANTED_OPEN_FILES = 65536  # two sockets per open stream, and room to spare
+
+
 def raise_open_file_limit() -> int:
-    """Every open stream holds two sockets: allow as many as the hard limit permits."""
+    """Allow as many open files as streams need: up to 65,536 where the system lets a
+    privileged process raise its hard limit, else the hard limit. Returns the limit."""
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows
         return 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
+    for wanted in (max(hard, WANTED_OPEN_FILES), hard):
+        if soft >= wanted:
             return soft
-    return hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+            return wanted
+        except (ValueError, OSError):
+            continue
+    return soft
 
 
 def run(settings: Settings) -> None:
