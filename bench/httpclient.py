@@ -8,6 +8,7 @@ and when each streamed piece of content arrived.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ def request_bytes(method: str, path: str, host: str, body: bytes, headers: dict[
 class PieceCounter:
     """Counts content pieces and the done marker across arbitrary splits of the body."""
 
-    __slots__ = ("tail", "pieces", "done", "last", "max_gap", "recent")
+    __slots__ = ("done", "last", "max_gap", "pieces", "recent", "tail")
 
     def __init__(self) -> None:
         self.recent = b""  # the body's last bytes, to show what an incomplete stream ended with
@@ -157,5 +158,5 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[rank]

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import bench_body  # noqa: E402
-from httpclient import Connection, Result, percentile, request_bytes  # noqa: E402
+from harness import bench_body
+from httpclient import Connection, Result, percentile, request_bytes
 
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench-key"}
 
@@ -40,7 +40,7 @@ async def latency(port: int, path: str, body: bytes, n: int, warmup: int, budget
             break
         try:
             result = await asyncio.wait_for(conn.send(raw), 30)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             errors += 1
             conn.close()
             continue
@@ -62,7 +62,7 @@ async def one_stream(conn: Connection, raw: bytes, start: asyncio.Event, delay: 
         await asyncio.sleep(delay)
     try:
         return await asyncio.wait_for(conn.send(raw, count=True), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Result(error="timeout")
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
         return Result(error=type(exc).__name__)
@@ -84,7 +84,7 @@ async def streams(port: int, path: str, body: bytes, n: int, start_at: float, ti
                 try:
                     await asyncio.wait_for(conn.connect(), 10)
                     return
-                except (OSError, asyncio.TimeoutError):
+                except (TimeoutError, OSError):
                     await asyncio.sleep(0.2)
             connect_errors += 1
 
@@ -111,7 +111,8 @@ async def streams(port: int, path: str, body: bytes, n: int, start_at: float, ti
         errors["connect"] = connect_errors
     endings = [r.ending.decode("utf-8", "replace") for r in results
                if not r.error and r.status == 200 and not (r.pieces == expect and r.done)][:3]
-    return {"n": n, "complete": len(complete), "incomplete_endings": endings, "errors": errors, "elapsed_s": elapsed, "cpu_s": cpu,
+    return {"n": n, "complete": len(complete), "incomplete_endings": endings, "errors": errors,
+            "elapsed_s": elapsed, "cpu_s": cpu,
             "max_gaps": [r.max_gap for r in complete], "ttfbs": [r.ttfb for r in complete],
             "totals": [r.total for r in complete]}
 

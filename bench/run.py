@@ -21,6 +21,7 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,13 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+
+
+def use_project_venv() -> None:
+    """Outside a virtualenv, re-run with the project's .venv (where gptrelay is installed)."""
+    venv_python = BENCH.parent / ".venv" / "bin" / "python"
+    if sys.prefix == sys.base_prefix and venv_python.exists() and Path(sys.executable) != venv_python:
+        os.execv(str(venv_python), [str(venv_python), *sys.argv])
 
 
 def ensure_requirements() -> None:
@@ -51,10 +59,14 @@ def gptrelay_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "gptrelay"]
 
 
+use_project_venv()
 ensure_requirements()
+if shutil.which("wrk") is None:
+    sys.exit("bench: wrk is not on the PATH (Debian/Ubuntu: apt-get install wrk)")
+
+import psutil  # noqa: E402
 
 import harness as h  # noqa: E402
-import psutil  # noqa: E402
 import report  # noqa: E402
 from httpclient import percentile  # noqa: E402
 
@@ -270,7 +282,8 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
             "peak_rss_mb": peak[0] / 2**20 if pid else None, "base_rss_mb": base_rss / 2**20 if pid else None,
             "target_cpu_util": cpu.get("target", 0.0) / watched,
             "upstream_cpu_util": cpu.get("upstream", 0.0) / watched,
-            "generator_cpu_util": gen_cpu / elapsed, "other_cpu_util": cpu["other"] / watched, "generators": procs, "incomplete_endings": endings}
+            "generator_cpu_util": gen_cpu / elapsed, "other_cpu_util": cpu["other"] / watched,
+            "generators": procs, "incomplete_endings": endings}
 
 
 def median_of(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -346,7 +359,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:  # noqa: C901 - a linear script
+def main() -> None:
     args = parse_args()
     skip = set(filter(None, args.skip.split(",")))
     QUIET["wait"] = args.quiet_wait

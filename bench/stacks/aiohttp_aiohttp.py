@@ -10,8 +10,8 @@ import uvloop
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse_args  # noqa: E402
-from reframe import NDJSON_HEADERS, SSE_HEADERS, UPSTREAM_PATH, Reframer, upstream_body  # noqa: E402
+from common import parse_args
+from reframe import NDJSON_HEADERS, SSE_HEADERS, UPSTREAM_PATH, Reframer, upstream_body
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", str)

@@ -32,7 +32,7 @@ def upstream_body(raw: bytes) -> bytes:
 class Reframer:
     """Incremental SSE -> NDJSON: ``feed(bytes) -> bytes`` of complete frames."""
 
-    __slots__ = ("buffer", "finish", "done")
+    __slots__ = ("buffer", "done", "finish")
 
     def __init__(self) -> None:
         self.buffer = b""

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reframe import NDJSON_HEADERS, SSE_HEADERS, UPSTREAM_PATH, Reframer, upstream_body  # noqa: E402
+from reframe import NDJSON_HEADERS, SSE_HEADERS, UPSTREAM_PATH, Reframer, upstream_body
 
 UPSTREAM_HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
 
