@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -42,10 +43,49 @@ def wait_for_disconnect(fake: RunningFake, path: str = "/v1/chat/completions", w
 
 
 @pytest.mark.parametrize("path", ["/chat", "/chatgpt", "/v1/chat/completions"])
-def test_mid_stream(relay: Relay, fake_upstream: RunningFake, path: str) -> None:
+def test_mid_stream(relay: Relay, fake_upstream: RunningFake, path: str, caplog: pytest.LogCaptureFixture) -> None:
     body = {**user("/scenario long cut=1000 interval_ms=100"), "stream": True}
     closed = post_and_vanish(relay(), path, body, read_first=True)
     assert wait_for_disconnect(fake_upstream) - closed < 1.0
+    time.sleep(0.3)  # past the next piece, which finds the client gone
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_write_to_a_vanished_client_ends_the_request_quietly() -> None:
+    """aiohttp raises ConnectionResetError when a handler writes to a closing transport (a client
+    gone between two writes); the front door turns it into a response aiohttp drops silently."""
+    import asyncio
+    import concurrent.futures
+
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from gptrelay.access import AccessKeys
+    from gptrelay.app import front_door
+    from gptrelay.cors import Cors
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raise ConnectionResetError("Cannot write to closing transport")
+
+    async def go() -> web.StreamResponse:
+        middleware = front_door(Cors(("*",)), AccessKeys(()))
+        return await middleware(make_mocked_request("POST", "/v1/chat/completions"), handler)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright may own this thread's loop
+        response = pool.submit(asyncio.run, go()).result(10)
+    assert response.status == 499
+
+
+@pytest.mark.parametrize("path", ["/chat", "/chatgpt", "/v1/chat/completions"])
+def test_fast_stream_to_a_vanished_client_logs_nothing(relay: Relay, fake_upstream: RunningFake, path: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Pieces every 2 ms: the relay is mid-write when the client's socket goes."""
+    r = relay()
+    for _ in range(5):
+        post_and_vanish(r, path, {**user("/scenario long cut=1000 interval_ms=2"), "stream": True},
+                        read_first=True)
+    time.sleep(0.5)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 @pytest.mark.parametrize("path", ["/chat", "/chatgpt"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,5 @@ def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
         assert limit >= before[1]  # 65,536 when privileged, else the hard limit
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == limit
     finally:
-        try:
+        with contextlib.suppress(ValueError):  # a raised hard limit cannot always be put back
             resource.setrlimit(resource.RLIMIT_NOFILE, before)
-        except ValueError:  # a raised hard limit can only be lowered back with privilege; keep it
-            pass

@@ -55,6 +55,10 @@ def front_door(cors: Cors, keys: AccessKeys) -> Middleware:
             if error.status < 400:
                 raise
             return render(request, _http_error(request, error))
+        except ConnectionResetError:
+            # The client went away while we wrote to it: nothing to answer, nothing to log
+            # (aiohttp drops this response quietly when it cannot be sent).
+            return web.Response(status=499)
 
     return middleware
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
 STREAM_HEADERS = {
@@ -32,11 +34,16 @@ class Stream:
         if not self.started:
             self.response.set_status(status)
 
-    async def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> Awaitable[None]:
+        """Send ``data``; once started, this is the response's own write (no extra coroutine per token)."""
         response = self.response
-        if not response.prepared:
-            await response.prepare(self.request)
-        await response.write(data)
+        if response.prepared:
+            return response.write(data)
+        return self._start(data)
+
+    async def _start(self, data: bytes) -> None:
+        await self.response.prepare(self.request)
+        await self.response.write(data)
 
     async def keepalive(self) -> None:
         await self.write(self._keepalive)

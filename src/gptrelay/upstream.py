@@ -107,8 +107,8 @@ class Upstream:
                         method, self.url(path, query), headers=[*headers, *self.credentials.items()],
                         data=data, allow_redirects=False, proxy=self.proxy)
         except BaseException:
-            if ticker is not None:
-                await ticker.stop()
+            if ticker is not None and (pending := ticker.stop()) is not None:
+                await pending
             raise
         return UpstreamResponse(self, response, deadline, ticker)
 
@@ -161,14 +161,16 @@ class UpstreamResponse:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop_ticking()
+        if self._ticker is not None:
+            await self.stop_ticking()
         self.close()
 
     async def stop_ticking(self) -> None:
         """No more keep-alives from now on (the caller is about to write)."""
         if self._ticker is not None:
             ticker, self._ticker = self._ticker, None
-            await ticker.stop()
+            if (pending := ticker.stop()) is not None:
+                await pending
 
     def close(self) -> None:
         """Give the connection back if the body was read whole, else close it (the upstream stops)."""
@@ -206,11 +208,12 @@ class UpstreamResponse:
         return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
                               self.headers.get("Content-Type", "application/json"))
 
-    async def pump(self, sink: Callable[[bytes], Awaitable[object]]) -> None:
-        """Hand the body to ``sink`` as it arrives, one network read at a time.
+    async def pump(self, sink: Callable[[bytes], Awaitable[object] | None]) -> None:
+        """Hand the body to ``sink`` as it arrives, one network read at a time; await what it
+        returns (a write), if anything.
 
-        The loop is the byte pipe's own (read, then await the sink): no
-        generator or wrapper per read, since every token passes through here.
+        The loop is the byte pipe's own (read, then write): no generator or
+        wrapper per read, since every token passes through here.
         """
         upstream = self._upstream
         content = self._response.content
@@ -223,12 +226,15 @@ class UpstreamResponse:
                 with IdleTimer(max(self._deadline - loop.time(), 0)) as idle:
                     idle.since = loop.time()
                     chunk = await _read(content)
-                    await self.stop_ticking()
+                    if self._ticker is not None:
+                        await self.stop_ticking()
                     started = True
                     idle.change(upstream.read_timeout)
                     while chunk:
                         idle.since = 0.0
-                        await sink(chunk)
+                        writing = sink(chunk)
+                        if writing is not None:
+                            await writing
                         idle.since = loop.time()
                         try:
                             chunk = await read()
@@ -283,15 +289,19 @@ class Ticker:
         if self._handle is not None:  # not stopped meanwhile
             self._handle = self._loop.call_later(self._interval, self._fire)
 
-    async def stop(self) -> None:
-        """Stop ticking; a keep-alive being written is finished first, so writes never interleave."""
+    def stop(self) -> Awaitable[None] | None:
+        """Stop ticking. Returns the keep-alive still being written, if one is, to await before
+        writing anything else (so writes never interleave)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         tick, self._tick = self._tick, None
-        if tick is not None:
-            with contextlib.suppress(Exception):  # a failed keep-alive: the client is gone, the caller sees it
-                await tick
+        return None if tick is None or tick.done() else _finish(tick)
+
+
+async def _finish(tick: asyncio.Task[None]) -> None:
+    with contextlib.suppress(Exception):  # a failed keep-alive: the client is gone, the caller sees it
+        await tick
 
 
 class IdleTimer:

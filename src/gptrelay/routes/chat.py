@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
 from gptrelay import frames
@@ -26,7 +28,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 raise await upstream.error()
             decoder = SSEDecoder()
             await upstream.pump(lambda chunk: _relay(decoder.feed(chunk), reader, stream))
-            await _relay(decoder.flush(), reader, stream)
+            pending = _relay(decoder.flush(), reader, stream)
+            if pending is not None:
+                await pending
             reader.check_complete()
     except RelayError as error:
         report(error, "POST", "/chat")
@@ -36,8 +40,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return await stream.finish()
 
 
-async def _relay(events: list[Event], reader: CompletionReader, stream: Stream) -> None:
-    """Write the text of one network read's events as frames, in one write.
+def _relay(events: list[Event], reader: CompletionReader, stream: Stream) -> Awaitable[None] | None:
+    """The write of one network read's text as frames (one write), or None if it has none.
 
     Text read before an error event is still written before the error is raised.
     """
@@ -47,6 +51,14 @@ async def _relay(events: list[Event], reader: CompletionReader, stream: Stream) 
             text = reader.read(event)
             if text:
                 out.append(frames.content(text))
-    finally:
-        if out:
-            await stream.write(out[0] if len(out) == 1 else b"".join(out))
+    except RelayError as error:
+        return _write_then_raise(stream, b"".join(out), error)
+    if not out:
+        return None
+    return stream.write(out[0] if len(out) == 1 else b"".join(out))
+
+
+async def _write_then_raise(stream: Stream, data: bytes, error: RelayError) -> None:
+    if data:
+        await stream.write(data)
+    raise error

@@ -6,6 +6,8 @@ client that parses every network read on its own never sees half an event.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import orjson
 from aiohttp import web
 
@@ -38,12 +40,13 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
             decoder = SSEDecoder()
             done = False
 
-            async def forward(chunk: bytes) -> None:
+            def forward(chunk: bytes) -> Awaitable[None] | None:
                 nonlocal done
                 events = decoder.feed(chunk)
-                if events:
-                    await stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))
-                    done = events[-1].data == "[DONE]"
+                if not events:
+                    return None
+                done = events[-1].data == "[DONE]"
+                return stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))
 
             await upstream.pump(forward)
             events = decoder.flush()
