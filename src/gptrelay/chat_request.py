@@ -1,4 +1,4 @@
-"""The request body of ``/chat`` and ``/chatgpt``: read, checked, made ready for the upstream."""
+"""What ``/chat`` and ``/chatgpt`` share: the request body read and checked, then sent upstream."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import orjson
 from aiohttp import web
 
 from gptrelay.errors import BadRequest, PayloadTooLarge, Unprocessable
-from gptrelay.upstream import USER_AGENT
+from gptrelay.state import SETTINGS, UPSTREAM
+from gptrelay.streaming import Stream
+from gptrelay.upstream import USER_AGENT, UpstreamResponse
 
 # What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
 CHAT_HEADERS = (
@@ -58,5 +60,19 @@ def check_chat(body: dict[str, Any], default_model: str) -> bytes:
     return orjson.dumps(body)
 
 
-async def read_chat_request(request: web.Request, limit: int, default_model: str) -> bytes:
-    return check_chat(parse_json_object(await read_body(request, limit)), default_model)
+async def read_chat_request(request: web.Request) -> bytes:
+    """The upstream's body for this request; raises ``BadRequest`` and kin for bad input."""
+    settings = request.app[SETTINGS]
+    return check_chat(parse_json_object(await read_body(request, settings.max_body_size)),
+                      settings.default_model)
+
+
+async def open_chat(request: web.Request, payload: bytes, stream: Stream) -> UpstreamResponse:
+    """Send the chat upstream, keeping ``stream`` alive while it thinks; an error status raises
+    ``UpstreamStatus`` with the upstream's own message."""
+    upstream = await request.app[UPSTREAM].request(
+        "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive)
+    if upstream.status >= 400:
+        async with upstream:
+            raise await upstream.error()
+    return upstream

@@ -7,25 +7,19 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from gptrelay import frames
-from gptrelay.chat_request import CHAT_HEADERS, read_chat_request
+from gptrelay.chat_request import open_chat, read_chat_request
 from gptrelay.completions import CompletionReader
 from gptrelay.errors import RelayError, report
 from gptrelay.sse import Event, SSEDecoder
-from gptrelay.state import SETTINGS, UPSTREAM
 from gptrelay.streaming import Stream
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    payload = await read_chat_request(request, settings.max_body_size, settings.default_model)
+    payload = await read_chat_request(request)
     stream = Stream(request, frames.CONTENT_TYPE, frames.KEEPALIVE)
     reader = CompletionReader()
     try:
-        upstream = await request.app[UPSTREAM].request(
-            "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive)
-        async with upstream:
-            if upstream.status >= 400:
-                raise await upstream.error()
+        async with await open_chat(request, payload, stream) as upstream:
             decoder = SSEDecoder()
             await upstream.pump(lambda chunk: _relay(decoder.feed(chunk), reader, stream))
             pending = _relay(decoder.flush(), reader, stream)

@@ -11,10 +11,9 @@ from collections.abc import Awaitable
 import orjson
 from aiohttp import web
 
-from gptrelay.chat_request import CHAT_HEADERS, read_chat_request
+from gptrelay.chat_request import open_chat, read_chat_request
 from gptrelay.errors import RelayError, report
 from gptrelay.sse import SSEDecoder
-from gptrelay.state import SETTINGS, UPSTREAM
 from gptrelay.streaming import Stream
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
@@ -28,15 +27,10 @@ def error_event(error: RelayError) -> bytes:
 
 
 async def chatgpt(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    payload = await read_chat_request(request, settings.max_body_size, settings.default_model)
+    payload = await read_chat_request(request)
     stream = Stream(request, CONTENT_TYPE, PING)
     try:
-        upstream = await request.app[UPSTREAM].request(
-            "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive)
-        async with upstream:
-            if upstream.status >= 400:
-                raise await upstream.error()
+        async with await open_chat(request, payload, stream) as upstream:
             decoder = SSEDecoder()
             done = False
 
