@@ -100,16 +100,16 @@ def test_demo_streams_and_says_it_is_simulated(start_relay) -> None:  # type: ig
 
 
 def test_keys_are_masked_in_the_banner(start_relay) -> None:  # type: ignore[no-untyped-def]
-    dotenv = ("OPENAI_API_KEY=sk-proj-verysecretupstreamkey9876\nAUTHORIZATION_KEY=access-key-for-friends-4321\n"
+    dotenv = ("OPENAI_API_KEY=sk-proj-very.secret.test.key.9876\nAUTHORIZATION_KEY=access-key-for-friends-4321\n"
               "OPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
     process, url, banner = start_relay(dotenv=dotenv)
     assert "sk-…9876" in banner and "…4321" in banner
-    assert "verysecret" not in banner and "for-friends" not in banner
+    assert "very.secret" not in banner and "for-friends" not in banner
     reply = chat(url, user("hi"), {"Authorization": "access-key-for-friends-4321"})
     assert reply.status == 502
     process.terminate()
     output = process.communicate(timeout=10)[0]
-    assert "verysecret" not in output and "for-friends" not in output
+    assert "very.secret" not in output and "for-friends" not in output
     assert "cannot connect to the upstream" in output  # the failure is logged, the key is not
 
 

@@ -96,7 +96,7 @@ def test_empty_values_mean_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_mask() -> None:
-    assert mask("sk-proj-abcdefghijklmnop1234") == "sk-…1234"
+    assert mask("sk-proj-not.a.real.key.1234") == "sk-…1234"
     assert mask("my-long-access-key-wxyz") == "…wxyz"
     assert mask("short") == "…****"
     assert mask(None) == "(none)"
