@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,3 +50,25 @@ def assert_well_formed(reply: ChatReply) -> None:
     dones = [f for f in reply.frames if f["done"]]
     assert len(dones) == 1 and reply.last is dones[0]
     assert reply.last["content"] == "[DONE]" and reply.last["error"] is False
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[Any], within: float = 10) -> None:
+    """Wait until ``url``/healthz answers; fail at once if ``process`` dies first."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{url}/healthz")
+            return
+        except httpx.TransportError:
+            assert process.poll() is None, f"the server exited with {process.returncode}"
+            time.sleep(0.05)
+    raise AssertionError(f"nothing answered at {url} within {within} s")

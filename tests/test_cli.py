@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.helpers import chat, user
+from tests.helpers import chat, free_port, user, wait_until_serving
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "AUTHORIZATION_KEY")}
 
@@ -21,14 +19,6 @@ def gptrelay(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gptrelay", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**CLEAN_ENV, **(env or {})})
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -45,13 +35,7 @@ def start_relay(tmp_path: Path) -> Iterator[object]:
         assert process.stdout is not None
         banner = "".join(process.stdout.readline() for _ in range(3))
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_serving(url, process)
         return process, url, banner
 
     yield start

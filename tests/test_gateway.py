@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -15,6 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, RunningFake, RunningRelay
+from tests.helpers import free_port, wait_until_serving
 
 Relay = Callable[..., RunningRelay]
 MiB = 1024 * 1024
@@ -140,23 +140,13 @@ def test_ping_while_a_v1_stream_thinks(relay: Relay) -> None:
 @pytest.fixture
 def relay_process(fake_upstream: RunningFake, tmp_path: object) -> Iterator[tuple[str, psutil.Process]]:
     """The relay as its own process, so its memory can be watched."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "OPENAI_API_KEY": UPSTREAM_KEY, "OPENAI_BASE_URL": fake_upstream.url,
            "AUTHORIZATION_KEY": "mem-key", "MAX_UPLOAD_SIZE": str(1024 * MiB)}
     process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(tmp_path))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/healthz")
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    wait_until_serving(url, process)
     yield url, psutil.Process(process.pid)
     process.terminate()
     process.wait(10)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,18 +12,12 @@ import orjson
 import pytest
 
 from tests.conftest import RunningRelay
-from tests.helpers import user
+from tests.helpers import free_port, user, wait_until_serving
 from tests.readme import examples
 
 Relay = Callable[..., RunningRelay]
 
 pytestmark = pytest.mark.nginx
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -61,15 +53,8 @@ http {{
                                    stderr=subprocess.PIPE)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/healthz")
-                return url
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read() if process.stderr else ""
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start")
+        wait_until_serving(url, process)
+        return url
 
     yield start
     for process in processes:

@@ -35,9 +35,8 @@ def render(request: web.Request, error: RelayError) -> web.Response:
     if isinstance(error, UpstreamStatus) and error.body:
         return web.Response(status=error.status, body=error.body,
                             headers={"Content-Type": error.content_type})
-    body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
     headers["Content-Type"] = "application/json"
-    return web.Response(status=error.status, body=orjson.dumps(body), headers=headers)
+    return web.Response(status=error.status, body=orjson.dumps(error.envelope()), headers=headers)
 
 
 def front_door(cors: Cors, keys: AccessKeys) -> Middleware:

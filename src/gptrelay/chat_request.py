@@ -24,11 +24,11 @@ CHAT_HEADERS = (
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole request body, refused with 413 past ``limit`` bytes."""
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+        raise PayloadTooLarge.over(limit)
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes") from None
+        raise PayloadTooLarge.over(limit) from None
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -31,6 +31,10 @@ class RelayError(Exception):
         super().__init__(message)
         self.message = message
 
+    def envelope(self) -> dict[str, dict[str, str | None]]:
+        """OpenAI's error shape: ``{"error": {"message", "type", "code"}}``."""
+        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
+
 
 class BadRequest(RelayError):
     status = 400
@@ -44,6 +48,10 @@ class Unprocessable(BadRequest):
 class PayloadTooLarge(BadRequest):
     status = 413
     code = "payload_too_large"
+
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        return cls(f"the request body is larger than the limit of {limit} bytes")
 
 
 class Unauthorized(RelayError):

@@ -1,15 +1,26 @@
-"""Streamed responses to the client: the headers every stream carries, sent on first write."""
+"""Streamed responses to the client: the headers every stream carries, sent on first write,
+and the event-stream pieces the relay writes itself."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 
+import orjson
 from aiohttp import web
+
+from gptrelay.errors import RelayError
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
+SSE_PING = b": ping\n\n"
+SSE_DONE = b"data: [DONE]\n\n"
+
+
+def sse_error(error: RelayError) -> bytes:
+    """A failure after an event stream started, as an event OpenAI's SDKs raise on."""
+    return b"data: " + orjson.dumps(error.envelope()) + b"\n\n"
 
 
 class Stream:

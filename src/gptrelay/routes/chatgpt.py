@@ -8,27 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-import orjson
 from aiohttp import web
 
 from gptrelay.chat_request import open_chat, read_chat_request
+from gptrelay.completions import DONE
 from gptrelay.errors import RelayError, report
 from gptrelay.sse import SSEDecoder
-from gptrelay.streaming import Stream
+from gptrelay.streaming import SSE_DONE, SSE_PING, Stream, sse_error
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
-PING = b": ping\n\n"
-DONE = b"data: [DONE]\n\n"
-
-
-def error_event(error: RelayError) -> bytes:
-    body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
-    return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
 async def chatgpt(request: web.Request) -> web.StreamResponse:
     payload = await read_chat_request(request)
-    stream = Stream(request, CONTENT_TYPE, PING)
+    stream = Stream(request, CONTENT_TYPE, SSE_PING)
     try:
         async with await open_chat(request, payload, stream) as upstream:
             decoder = SSEDecoder()
@@ -39,21 +32,21 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
                 events = decoder.feed(chunk)
                 if not events:
                     return None
-                done = events[-1].data == "[DONE]"
+                done = events[-1].data == DONE
                 return stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))
 
             await upstream.pump(forward)
             events = decoder.flush()
             tail = b"".join(e.raw for e in events) + decoder.rest
             if events:
-                done = events[-1].data == "[DONE]"
+                done = events[-1].data == DONE
             if tail:
                 await stream.write(tail)
             if not done:
-                await stream.write(DONE)
+                await stream.write(SSE_DONE)
     except RelayError as error:
         if not stream.started:
             raise  # rendered with its status; an upstream error keeps the upstream's own body
         report(error, "POST", "/chatgpt")
-        await stream.write(error_event(error) + DONE)
+        await stream.write(sse_error(error) + SSE_DONE)
     return await stream.finish()

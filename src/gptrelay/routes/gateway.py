@@ -10,20 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-import orjson
 from aiohttp import web
 
 from gptrelay import headers as header_rules
 from gptrelay.chat_request import read_body
 from gptrelay.errors import PayloadTooLarge, RelayError, report
 from gptrelay.state import SETTINGS, UPSTREAM
-from gptrelay.streaming import STREAM_HEADERS
+from gptrelay.streaming import SSE_PING, STREAM_HEADERS, sse_error
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
 SMALL_BODY = 1024 * 1024
 # `"stream": true` in a JSON body; inside a string its quotes would be escaped, so no false match.
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
-PING = b": ping\n\n"
 
 
 async def _stream_body(request: web.Request, limit: int) -> AsyncIterator[bytes]:
@@ -31,7 +29,7 @@ async def _stream_body(request: web.Request, limit: int) -> AsyncIterator[bytes]
     async for chunk in request.content.iter_any():
         received += len(chunk)
         if received > limit:
-            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+            raise PayloadTooLarge.over(limit)
         yield chunk
 
 
@@ -44,7 +42,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     length = request.content_length
     if request.body_exists:
         if length is not None and length > limit:
-            raise PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+            raise PayloadTooLarge.over(limit)
         if length is not None and length <= SMALL_BODY:
             data = await read_body(request, limit)
             if is_json and _STREAM_TRUE.search(data):
@@ -66,11 +64,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
             response.headers.update(STREAM_HEADERS)
         await response.prepare(request)
         if streaming:
-
-            async def ping() -> None:
-                await response.write(PING)
-
-            upstream.keep_alive(ping)
+            upstream.keep_alive(lambda: response.write(SSE_PING))
         try:
             await upstream.pump(response.write)
         except RelayError as error:
@@ -80,8 +74,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
                 if request.transport is not None:
                     request.transport.close()
                 return response
-            body = {"error": {"message": error.message, "type": error.type, "code": error.code}}
-            await response.write(b"data: " + orjson.dumps(body) + b"\n\n")
+            await response.write(sse_error(error))
     await response.write_eof()
     return response
 
