@@ -139,6 +139,21 @@ def render(data: dict[str, Any]) -> str:
                 "generator means the load side, not the target, set the pace; “other CPU” is everything "
                 "else on the machine (other users' programs, kernel).", ""]
 
+    counted = data.get("instructions")
+    if counted and "skipped" not in counted:
+        out += ["## Instructions per reply (callgrind: the same count on every run)", ""]
+        rows = []
+        for shape, label in (("streamed", "streamed, 50 chunks, one network read each"),
+                             ("plain", "non-streamed")):
+            row = counted.get(shape, {})
+            pipe = row.get("byte pipe")
+            rows += [[label, name, fmt(value), ratio(value, pipe)] for name, value in row.items()]
+        out += table(["shape", "target", "instructions per reply", "× byte pipe"], rows)
+        out += ["Sequential requests, each target alone under `valgrind --tool=callgrind` on its core; "
+                "a CPU-bound target's throughput ratio is roughly the inverse of its instruction ratio.", ""]
+    elif counted:
+        out += [f"Instructions: skipped ({counted['skipped']}).", ""]
+
     workers = data.get("workers")
     if workers and "skipped" not in workers:
         one, two = workers["1"], workers["2"]

@@ -67,6 +67,7 @@ if shutil.which("wrk") is None:
 import psutil  # noqa: E402
 
 import harness as h  # noqa: E402
+import instructions  # noqa: E402
 import report  # noqa: E402
 from httpclient import percentile  # noqa: E402
 
@@ -111,15 +112,17 @@ class Stack:
         argv = [*self.relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(self.relay_port)]
         if workers > 1:
             argv += ["--workers", str(workers)]
-        env = {"OPENAI_BASE_URL": self.upstream, "OPENAI_API_KEY": "sk-bench",
-               "AUTHORIZATION_KEY": "bench-key"}
-        self.relay = h.start(argv, cpus=self.relay_cpus if pinned else None, env=env,
+        self.relay = h.start(argv, cpus=self.relay_cpus if pinned else None, env=self.relay_env,
                              log=self.logs / "relay.log", cwd=self.workdir)
         h.wait_healthy(self.relay_port, self.relay)
         if workers > 1:  # every worker up: wait until the tree has them
             deadline = time.monotonic() + 10
             while len(h.tree(self.relay.pid)) < workers and time.monotonic() < deadline:
                 time.sleep(0.1)
+
+    @property
+    def relay_env(self) -> dict[str, str]:
+        return {"OPENAI_BASE_URL": self.upstream, "OPENAI_API_KEY": "sk-bench", "AUTHORIZATION_KEY": "bench-key"}
 
     def start_pipe(self) -> None:
         if self.pipe is not None:
@@ -341,7 +344,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--upstream", choices=["fast", "fake"], default="fast",
                         help="fast: bench/fastfake.py (default); fake: python -m gptrelay.fake")
     parser.add_argument("--skip", default="",
-                        help="comma-separated parts to skip: latency,streamed,plain,streams,workers")
+                        help="comma-separated parts to skip: latency,streamed,plain,streams,instructions,workers")
+    parser.add_argument("--count-requests", type=int, default=100,
+                        help="requests whose instructions are counted under callgrind (default 100)")
     parser.add_argument("--relay-cmd", default="",
                         help="command that runs the relay's CLI instead of the gptrelay entry point, "
                              "e.g. \"python bench/experiments/no_trust_env.py\"")
@@ -353,7 +358,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.seconds, args.requests = 1, 3.0, 100
+        args.rounds, args.seconds, args.requests, args.count_requests = 1, 3.0, 100, 20
     if args.streams is None:
         args.streams = "1000" if args.quick else "1000,10000"
     return args
@@ -436,6 +441,9 @@ def main() -> None:
                     stack.start_relay()
                 data["streams"][str(n)] = rows
 
+        if "instructions" not in skip:
+            data["instructions"] = count_instructions(stack, args)
+
         if "workers" not in skip and has_workers and h.cores() >= 2:
             data["workers"] = workers_test(stack, args, streamed_body)
         elif not has_workers:
@@ -449,6 +457,33 @@ def main() -> None:
     (args.out / "latest.json").write_text(json.dumps(data, indent=1))
     print(md)
     print(f"wrote {args.out / 'latest.md'} and latest.json")
+
+
+def count_instructions(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    """Instructions per reply under callgrind (bench/instructions.py): relay /v1, /chat, byte pipe."""
+    why_not = instructions.missing_tools()
+    if why_not:
+        print(f"  instructions skipped: {why_not}", flush=True)
+        return {"skipped": why_not}
+    relay_cmd = [PY, "-m", "gptrelay"] if not args.relay_cmd else stack.relay_cmd
+    out: dict[str, Any] = {}
+    for shape in ("streamed", "plain"):
+        row: dict[str, float] = {}
+        for name in ("relay /v1", "relay /chat", "byte pipe"):
+            if shape == "plain" and name == "relay /chat":
+                continue  # /chat always streams
+            port = h.free_port()
+            if name == "byte pipe":
+                argv = [PY, str(BENCH / "bytepipe.py"), "--port", str(port), "--upstream", stack.upstream]
+            else:
+                argv = [*relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(port)]
+            path = "/chat" if name == "relay /chat" else "/v1/chat/completions"
+            row[name] = instructions.count(argv, port, path, shape, requests=args.count_requests,
+                                           warmup=30, out=stack.logs, env=stack.relay_env,
+                                           cwd=stack.workdir, cpus=stack.relay_cpus)
+            print(f"  instructions {shape} {name}: {row[name]:,.0f} per reply", flush=True)
+        out[shape] = row
+    return out
 
 
 def workers_test(stack: Stack, args: argparse.Namespace, body: bytes) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -60,11 +61,12 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def serve_app(self, app: web.Application) -> tuple[web.AppRunner, int]:
+    def serve_app(self, app: web.Application, ssl_context: ssl.SSLContext | None = None,
+                  ) -> tuple[web.AppRunner, int]:
         async def go() -> tuple[web.AppRunner, int]:
             runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
             await site.start()
             return runner, runner.addresses[0][1]
 

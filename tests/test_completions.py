@@ -10,19 +10,19 @@ import pytest
 from gptrelay import frames
 from gptrelay.completions import CompletionReader
 from gptrelay.errors import StreamCut, UpstreamError
-from gptrelay.sse import Event, SSEDecoder
+from gptrelay.sse import SSEDecoder
 
 RECORDED = (Path(__file__).parent / "fixtures" / "openai_stream.txt").read_bytes()
 
 
-def chunk(**choice: object) -> Event:
-    return Event(orjson.dumps({"choices": [{"index": 0, **choice}]}).decode())
+def chunk(**choice: object) -> bytes:
+    return orjson.dumps({"choices": [{"index": 0, **choice}]})
 
 
 def test_recorded_stream() -> None:
     reader = CompletionReader()
     decoder = SSEDecoder()
-    texts = [t for e in decoder.feed(RECORDED) if (t := reader.read(e))]
+    texts = [t for data in decoder.feed_data(RECORDED) if (t := reader.read(data))]
     assert "".join(texts) == "你好！ I'm fine 😀\n\n Ça va?"
     assert " " in texts and "\n\n" in texts  # whitespace-only pieces are kept
     assert reader.finish_reason == "stop"
@@ -42,18 +42,18 @@ def test_role_tool_call_and_null_deltas_give_no_text() -> None:
 
 def test_empty_choices_are_tolerated() -> None:
     reader = CompletionReader()
-    assert reader.read(Event('{"id":"","choices":[],"prompt_filter_results":[]}')) is None
-    assert reader.read(Event('{"choices":[],"usage":null}')) is None
+    assert reader.read('{"id":"","choices":[],"prompt_filter_results":[]}') is None
+    assert reader.read('{"choices":[],"usage":null}') is None
 
 
 def test_error_event_raises_with_the_upstream_message() -> None:
     with pytest.raises(UpstreamError, match="The server had an error"):
-        CompletionReader().read(Event('{"error":{"message":"The server had an error","type":"server_error"}}'))
+        CompletionReader().read('{"error":{"message":"The server had an error","type":"server_error"}}')
 
 
 def test_non_json_event_is_an_error() -> None:
     with pytest.raises(UpstreamError, match="not JSON"):
-        CompletionReader().read(Event("<html>"))
+        CompletionReader().read("<html>")
 
 
 def test_cut_stream_is_detected() -> None:
@@ -70,7 +70,7 @@ def test_finish_reason_without_done_is_complete() -> None:
 
 
 def test_frames_are_one_json_object_per_line() -> None:
-    assert frames.content("你\n") == '{"done":false,"error":false,"content":"你\\n"}\n'.encode()
+    assert b"".join(frames.content_parts("你\n")) == '{"done":false,"error":false,"content":"你\\n"}\n'.encode()
     assert orjson.loads(frames.error("bad")) == {"done": False, "error": True, "content": "bad"}
     assert frames.done() == b'{"done":true,"error":false,"content":"[DONE]"}\n'
     assert orjson.loads(frames.done("length", {"total_tokens": 3})) == {

@@ -68,8 +68,8 @@ def test_a_write_to_a_vanished_client_ends_the_request_quietly() -> None:
         raise ConnectionResetError("Cannot write to closing transport")
 
     async def go() -> web.StreamResponse:
-        middleware = front_door(Cors(("*",)), AccessKeys(()))
-        return await middleware(make_mocked_request("POST", "/v1/chat/completions"), handler)
+        guarded = front_door(Cors(("*",)), AccessKeys(()), handler)
+        return await guarded(make_mocked_request("POST", "/v1/chat/completions"))
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright may own this thread's loop
         response = pool.submit(asyncio.run, go()).result(10)
@@ -104,3 +104,16 @@ def test_before_the_upstream_answers_headers(relay: Relay, fake_upstream: Runnin
         time.sleep(0.01)
     assert records
     assert wait_for_disconnect(fake_upstream) - closed < 1.0
+
+
+def test_a_vanished_client_is_not_blamed_on_the_upstream() -> None:
+    """aiohttp's "Cannot write to closing transport" is a ClientError too: it is the client's
+    connection, not the upstream's, and goes on as it is (the front door answers 499)."""
+    from aiohttp.client_exceptions import ClientConnectionResetError
+
+    from gptrelay.settings import Settings
+    from gptrelay.upstream import Upstream
+
+    upstream = Upstream(Settings(_env_file=None, openai_api_key="sk-test"))  # type: ignore[call-arg]
+    error = ClientConnectionResetError("Cannot write to closing transport")
+    assert upstream._translate(error, None, started=True) is error  # type: ignore[arg-type]

@@ -57,6 +57,25 @@ def test_api_key_header_is_not_forwarded(relay: Relay) -> None:
     assert "api-key" not in seen and seen["authorization"] == f"Bearer {UPSTREAM_KEY}"
 
 
+def test_user_agent_is_the_clients_or_the_relays(relay: Relay) -> None:
+    r = relay()
+    with httpx.Client(headers={**r.auth}) as client:
+        client.headers.pop("User-Agent")
+        theirs = client.get(f"{r.url}/v1/echo/ua", headers={"User-Agent": "my-script/1.0"}).json()
+        none = client.get(f"{r.url}/v1/echo/ua").json()
+    assert theirs["headers"]["User-Agent"] == "my-script/1.0"
+    assert none["headers"]["User-Agent"].startswith("gptrelay/")  # never the HTTP client's own
+
+
+def test_upstream_cookies_are_neither_passed_on_nor_kept(relay: Relay, fake_upstream: RunningFake) -> None:
+    # By name, not by IP address: a cookie jar would keep cookies from this host.
+    r = relay(openai_base_url=f"http://localhost:{fake_upstream.port}/v1")
+    first = httpx.get(f"{r.url}/v1/echo/one", headers=r.auth)
+    second = httpx.get(f"{r.url}/v1/echo/two", headers=r.auth)
+    assert "set-cookie" not in first.headers
+    assert "cookie" not in {k.lower() for k in second.json()["headers"]}  # one user's cookie is not another's
+
+
 def test_response_headers(relay: Relay) -> None:
     r = relay()
     response = httpx.post(f"{r.url}/v1/chat/completions", headers=r.auth, json={

@@ -43,3 +43,11 @@ def test_unknown_path_is_404_in_openai_shape(relay: Relay) -> None:
 def test_wrong_method_is_405(relay: Relay) -> None:
     r = relay()
     assert httpx.get(f"{r.url}/chat", headers=r.auth).status_code == 405
+    assert httpx.post(f"{r.url}/healthz", headers=r.auth).status_code == 405
+
+
+def test_head_works_where_get_does(relay: Relay) -> None:
+    r = relay()
+    for path in ("/healthz", "/"):
+        response = httpx.head(f"{r.url}{path}")
+        assert response.status_code == 200 and response.content == b""

@@ -114,3 +114,30 @@ def test_invalid_utf8_is_replaced_not_fatal() -> None:
 
 def test_empty_data_field_dispatches_an_empty_event() -> None:
     assert [e.data for e in decode([b"data:\n\n"])] == [""]
+
+
+# A stream with every kind of block: plain data events, comments, several fields, several
+# data lines, an empty event, text cut mid-character anywhere.
+MIXED = (b'data: {"a":1}\n\n: keep-alive\n\ndata: {"b":"\xe4\xbd\xa0\xe5\xa5\xbd"}\n\n'
+         b"event: delta\nid: 7\ndata: two\ndata: lines\n\ndata:\n\n: ping\ndata: after a comment\n\n"
+         b"retry: 5\n\ndata: x\n\n" + RECORDED)
+
+
+def feed_data_all(pieces: list[bytes]) -> list[bytes]:
+    decoder = SSEDecoder()
+    data = [d for piece in pieces for d in decoder.feed_data(piece)]
+    return data + [event.data.encode() for event in decoder.flush()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=len(MIXED) - 1), max_size=30))
+def test_feed_data_gives_each_events_data_as_bytes_whatever_the_cuts(points: list[int]) -> None:
+    expected = [event.data.encode() for event in decode([MIXED])]
+    assert feed_data_all(cut(MIXED, points)) == expected
+    assert decode(cut(MIXED, points)) == decode([MIXED])
+
+
+def test_feed_data_keeps_bytes_undecoded() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed_data(b'data: {"t":"\xe4\xbd') == []  # a character cut in half waits
+    assert decoder.feed_data(b'\xa0"}\n\ndata: [DONE]\n\n') == ['{"t":"你"}'.encode(), b"[DONE]"]

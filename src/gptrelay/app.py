@@ -1,7 +1,10 @@
 """``create_app(settings)``: the relay as an aiohttp application.
 
-One middleware is the front door: it answers CORS preflights, checks the
-access key, and is the one place a ``RelayError`` becomes a response.
+Every route's handler is behind the front door: it answers CORS preflights,
+checks the access key, and is the one place a ``RelayError`` becomes a response.
+(It wraps each handler rather than being an aiohttp middleware: a middleware
+chain costs two more coroutine calls per request, on every streamed token's path.)
+Paths and methods with no route get 404 and 405 through the same door.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
 from gptrelay import frames
 from gptrelay.access import AccessKeys
@@ -39,9 +42,10 @@ def render(request: web.Request, error: RelayError) -> web.Response:
     return web.Response(status=error.status, body=orjson.dumps(error.envelope()), headers=headers)
 
 
-def front_door(cors: Cors, keys: AccessKeys) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def front_door(cors: Cors, keys: AccessKeys, handler: Handler) -> Handler:
+    """``handler`` behind the preflight answer, the key check and the error rendering."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
         try:
             if request.method == "OPTIONS":
                 return cors.preflight(request)  # before any key check
@@ -59,15 +63,23 @@ def front_door(cors: Cors, keys: AccessKeys) -> Middleware:
             # (aiohttp drops this response quietly when it cannot be sent).
             return web.Response(status=499)
 
-    return middleware
+    return guarded
 
 
 def _http_error(request: web.Request, error: web.HTTPException) -> RelayError:
-    """aiohttp's own 404 and 405, told in the endpoint's shape."""
+    """An HTTP error raised in a handler (404, 405), told in the endpoint's shape."""
     relay_error = RelayError(f"{error.reason}: {request.method} {request.path}")
     relay_error.status = error.status
     relay_error.type = "invalid_request_error"
     return relay_error
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()
+
+
+async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMethodNotAllowed(request.method, [])
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
@@ -94,16 +106,26 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> web.Application:
     cors = Cors(settings.cors_origins)
-    app = web.Application(client_max_size=settings.max_body_size,
-                          middlewares=[front_door(cors, AccessKeys(settings.access_keys))])
+    keys = AccessKeys(settings.access_keys)
+    app = web.Application(client_max_size=settings.max_body_size)
     cors.install(app)
     app[SETTINGS] = settings
     app[PAGE] = pages.page_html(settings.default_model)
     app.cleanup_ctx.append(_upstream)
-    app.router.add_get("/", pages.index)
-    app.router.add_get("/healthz", pages.healthz)
-    app.router.add_get("/static/{name:.+}", pages.static)
-    app.router.add_post("/chat", chat)
-    app.router.add_post("/chatgpt", chatgpt)
-    app.router.add_route("*", "/v1/{path:.*}", gateway)
+
+    def route(method: str, path: str, handler: Handler) -> None:
+        app.router.add_route(method, path, front_door(cors, keys, handler))
+
+    for path, methods, handler in (
+        ("/", ("GET", "HEAD"), pages.index),
+        ("/healthz", ("GET", "HEAD"), pages.healthz),
+        ("/static/{name:.+}", ("GET", "HEAD"), pages.static),
+        ("/chat", ("POST",), chat),
+        ("/chatgpt", ("POST",), chatgpt),
+    ):
+        for method in methods:
+            route(method, path, handler)
+        route("*", path, _method_not_allowed)  # any other method, OPTIONS included (a preflight)
+    route("*", "/v1/{path:.*}", gateway)
+    route("*", "/{tail:.*}", _not_found)
     return app

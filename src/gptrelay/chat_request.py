@@ -8,9 +8,10 @@ import orjson
 from aiohttp import web
 
 from gptrelay.errors import BadRequest, PayloadTooLarge, Unprocessable
+from gptrelay.headers import USER_AGENT
 from gptrelay.state import SETTINGS, UPSTREAM
 from gptrelay.streaming import Stream
-from gptrelay.upstream import USER_AGENT, UpstreamResponse
+from gptrelay.upstream import UpstreamResponse
 
 # What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
 CHAT_HEADERS = (
@@ -21,9 +22,12 @@ CHAT_HEADERS = (
 )
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole request body, refused with 413 past ``limit`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
+async def read_body(request: web.Request, limit: int, length: int | None = None) -> bytes:
+    """The whole request body, refused with 413 past ``limit`` bytes (``length``: its
+    Content-Length, when the caller has read it already)."""
+    if length is None:
+        length = request.content_length
+    if length is not None and length > limit:
         raise PayloadTooLarge.over(limit)
     try:
         return await request.read()
@@ -57,7 +61,8 @@ def check_chat(body: dict[str, Any], default_model: str) -> bytes:
     elif not isinstance(model, str):
         raise Unprocessable("'model' must be a string")
     body["stream"] = True
-    return orjson.dumps(body)
+    # A copy: orjson returns its 4 KiB working buffer, and this body lives as long as the stream.
+    return bytes(memoryview(orjson.dumps(body)))
 
 
 async def read_chat_request(request: web.Request) -> bytes:

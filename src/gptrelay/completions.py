@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from gptrelay.errors import StreamCut, UpstreamError, redact
-from gptrelay.sse import Event
 
 DONE = "[DONE]"
+_DONE = b"[DONE]"
 
 
 def error_message(body: Any) -> str | None:
@@ -32,7 +32,7 @@ def error_message(body: Any) -> str | None:
 
 
 class CompletionReader:
-    """Reads one streamed chat completion, event by event."""
+    """Reads one streamed chat completion, event by event (each event's data, as bytes or text)."""
 
     __slots__ = ("done", "finish_reason", "usage")
 
@@ -41,15 +41,16 @@ class CompletionReader:
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
 
-    def read(self, event: Event) -> str | None:
+    def read(self, data: bytes | str) -> str | None:
         """The text this event adds to the reply (``None`` if none); raises on an error event."""
-        data = event.data
-        if data == DONE:
+        if data in (_DONE, DONE):
             self.done = True
             return None
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
+            if isinstance(data, bytes):  # not UTF-8? Read it as the text decoder would.
+                return self.read(data.decode("utf-8", "replace"))
             raise UpstreamError(f"the upstream sent an event that is not JSON: {data[:80]!r}") from None
         if not isinstance(chunk, dict):
             return None

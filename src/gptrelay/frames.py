@@ -14,12 +14,14 @@ import orjson
 CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 
 _CONTENT = b'{"done":false,"error":false,"content":'
+_END = b"}\n"
 KEEPALIVE = _CONTENT + b'""}\n'
 DONE = b'{"done":true,"error":false,"content":"[DONE]"}\n'
 
 
-def content(text: str) -> bytes:
-    return _CONTENT + orjson.dumps(text) + b"}\n"
+def content_parts(text: str) -> tuple[bytes, bytes, bytes]:
+    """The content frame for ``text``, in three parts: a read's frames are joined at once."""
+    return _CONTENT, orjson.dumps(text), _END
 
 
 def error(message: str) -> bytes:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gptrelay import __version__
+
+# Sent upstream when the client names no agent of its own.
+USER_AGENT = f"gptrelay/{__version__}"
+
 # Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection, never forwarded.
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
@@ -25,10 +30,13 @@ NOT_DOWNSTREAM = HOP_BY_HOP | frozenset({
 
 def to_upstream(headers: Mapping[str, str], accept_encoding: str | None = None) -> list[tuple[str, str]]:
     """The client's end-to-end headers. ``Accept-Encoding`` is what the client asked for (or
-    ``accept_encoding``), never aiohttp's default: bodies pass through undecoded."""
+    ``accept_encoding``), never aiohttp's default: bodies pass through undecoded. Without a
+    ``User-Agent`` of the client's, the relay's own."""
     out = [(name, value) for name, value in headers.items()
            if (lower := name.lower()) not in NOT_UPSTREAM and lower != "accept-encoding"]
     out.append(("Accept-Encoding", accept_encoding or headers.get("Accept-Encoding", "identity")))
+    if "User-Agent" not in headers:
+        out.append(("User-Agent", USER_AGENT))
     return out
 
 

@@ -13,6 +13,8 @@ incomplete for the next read:
 
 Each event also carries ``raw``: the exact bytes it arrived as, including
 any comment blocks just before it, so a relay can forward events unchanged.
+``feed_data`` gives only each event's data, as undecoded bytes, for readers
+of JSON events (no ``Event`` built, no text decoded on the common path).
 """
 
 from __future__ import annotations
@@ -45,28 +47,47 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[Event]:
         """Take one network read; return the events it completes, in order."""
+        simple, rest = self._split(chunk)
+        last_id = self._id  # the last event ID carries over to later events
+        events = [Event(part[6:].decode("utf-8", "replace"), "message", last_id, None, part + b"\n\n")
+                  for part in simple]
+        if rest is not None:
+            events += self._lines(rest, final=False)
+        return events
+
+    def feed_data(self, chunk: bytes) -> list[bytes]:
+        """Like ``feed``, but only each event's data, as the bytes it arrived as (UTF-8, not
+        decoded): for readers of JSON events, which need no more and parse bytes directly."""
+        simple, rest = self._split(chunk)
+        data = [part[6:] for part in simple]
+        if rest is not None:
+            data += [event.data.encode() for event in self._lines(rest, final=False)]
+        return data
+
+    def _split(self, chunk: bytes) -> tuple[list[bytes], bytes | None]:
+        """The events ``chunk`` completes that are one ``data: …`` line each (as that line,
+        found without parsing), and what is left to parse line by line, if anything."""
         buffer = self._buffer + chunk if self._buffer else chunk
         if not self._started:
             if len(buffer) < 3 and _BOM.startswith(buffer):
                 self._buffer = buffer
-                return []
+                return [], None
             if buffer.startswith(_BOM):
                 buffer = buffer[3:]
             self._started = True
-        if self._buffer or b"\r" in buffer:
-            return self._lines(buffer, final=False)
-        # The common case, one or more whole `data: …` events: no line-by-line parsing.
-        events: list[Event] = []
-        pos = 0
-        while True:
-            end = buffer.find(b"\n\n", pos)
-            if end == -1 or not buffer.startswith(b"data: ", pos) or buffer.find(b"\n", pos, end) != -1:
-                break
-            events.append(Event(buffer[pos + 6:end].decode("utf-8", "replace"), raw=buffer[pos:end + 2]))
-            pos = end + 2
-        if pos == len(buffer):
-            return events
-        return events + self._lines(buffer[pos:] if pos else buffer, final=False)
+        if self._scan or self._data is not None or self._retry is not None or b"\r" in buffer:
+            return [], buffer
+        # The common case: whole `data: …` events, and maybe the start of the next one
+        # (kept as it came, unparsed).
+        parts = buffer.split(b"\n\n")
+        rest = parts.pop()
+        for part in parts:
+            if not part.startswith(b"data: ") or b"\n" in part:
+                # Something else (a comment, more fields, several lines): parse from here on.
+                n = parts.index(part)  # the first such part (no simple part equals it)
+                return parts[:n], b"\n\n".join(parts[n:]) + b"\n\n" + rest
+        self._buffer = rest
+        return parts, None
 
     def flush(self) -> list[Event]:
         """The stream has ended: a last event without its blank line still counts."""

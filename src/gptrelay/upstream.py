@@ -2,7 +2,7 @@
 
 ``Upstream`` owns the process's pooled HTTP client (opened at start, closed
 at shutdown). Routes call ``Upstream.request`` and read ``UpstreamResponse``;
-they never see the HTTP client's types or exceptions, which ``_translate``
+they never see the HTTP client's types or exceptions, which ``fail``
 turns into ``gptrelay.errors`` at this one boundary.
 
 Timeouts: connecting (``connect_timeout``), the first byte of the reply
@@ -15,26 +15,26 @@ While waiting for the first byte, ``on_wait`` is called every
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import functools
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, NoReturn
 
 import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from gptrelay import __version__
 from gptrelay.completions import error_message
 from gptrelay.errors import StreamCut, UpstreamError, UpstreamStatus, UpstreamTimeout, redact
 from gptrelay.settings import Settings
+from gptrelay.watchdog import OnWait, Sweeper, Watchdog
 
-OnWait = Callable[[], Awaitable[None]]
-
-USER_AGENT = f"gptrelay/{__version__}"
 ERROR_BODY_LIMIT = 1024 * 1024
+# "Too many open files", for the process or the system: wait and try again, this often.
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+DESCRIPTOR_WAIT = 0.05
 
 
 class Upstream:
@@ -57,18 +57,24 @@ class Upstream:
         self.credentials = credentials
         self.proxy = proxy_for(self.base_url)
         self._session: aiohttp.ClientSession | None = None
+        self._sweeper: Sweeper | None = None
 
     async def start(self) -> None:
+        # Limits are noticed within a quarter of the shortest one, and within a second.
+        shortest = min(self.first_byte_timeout, self.read_timeout, self.keepalive_interval)
+        self._sweeper = Sweeper(resolution=min(max(shortest / 4, 0.005), 1.0))
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
                                           sock_read=None),
             auto_decompress=False,  # bytes pass through as sent; /chat asks for identity
-            skip_auto_headers=("User-Agent",),
+            cookie_jar=aiohttp.DummyCookieJar(),  # no state from one user's request to the next
         )
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -97,40 +103,83 @@ class Upstream:
         Until the first byte of the body arrives, ``on_wait`` is called every
         ``keepalive_interval`` seconds (the returned response goes on ticking).
         """
-        assert self._session is not None, "Upstream.start() was not called"
-        deadline = asyncio.get_running_loop().time() + self.first_byte_timeout
-        ticker = Ticker(self.keepalive_interval, on_wait) if on_wait is not None else None
+        assert self._session is not None and self._sweeper is not None, "Upstream.start() was not called"
+        watchdog = Watchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
+                            self.keepalive_interval)
+        url = self.url(path, query)
+        all_headers = [*headers, *self.credentials.items()]
         try:
-            with self._translate():
-                async with asyncio.timeout_at(deadline):
-                    response = await self._session.request(
-                        method, self.url(path, query), headers=[*headers, *self.credentials.items()],
-                        data=data, allow_redirects=False, proxy=self.proxy)
-        except BaseException:
-            if ticker is not None and (pending := ticker.stop()) is not None:
-                await pending
-            raise
-        return UpstreamResponse(self, response, deadline, ticker)
+            try:
+                response = await self._session.request(method, url, headers=all_headers, data=data,
+                                                       allow_redirects=False, proxy=self.proxy)
+            except aiohttp.ClientConnectorError as error:
+                if not _out_of_descriptors(error) or not isinstance(data, bytes | None):
+                    raise  # (a streamed body cannot be sent twice)
+                response = await self._send_when_free(method, url, all_headers, data)
+        except BaseException as error:
+            watchdog.close()
+            await watchdog.stop_ticking()
+            self.fail(error, watchdog)
+        watchdog.since = 0.0  # the route's own work until it reads the body does not count
+        return UpstreamResponse(self, response, watchdog)
 
-    @contextlib.contextmanager
-    def _translate(self, started: bool = False) -> Iterator[None]:
-        """The HTTP client's exceptions, as the relay's errors. Never mentions a key."""
-        try:
-            yield
-        except TimeoutError:
-            raise UpstreamTimeout(f"the upstream at {self.host} did not answer in time") from None
-        except aiohttp.ClientConnectorError as error:
-            # Certificate errors are connector errors without an OSError inside.
-            cause = getattr(error, "_os_error", None)
-            reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
-            raise UpstreamError(f"cannot connect to the upstream at {self.host}: {reason}") from None
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
+    async def _send_when_free(self, method: str, url: URL, headers: list[tuple[str, str]],
+                              data: bytes | None) -> aiohttp.ClientResponse:
+        """Send again and again while the process is out of file descriptors (every one holding
+        a stream), for at most the connect timeout, rather than fail at once."""
+        assert self._session is not None
+        give_up = asyncio.get_running_loop().time() + self.connect_timeout
+        while True:
+            await asyncio.sleep(DESCRIPTOR_WAIT)
+            try:
+                return await self._session.request(method, url, headers=headers, data=data,
+                                                   allow_redirects=False, proxy=self.proxy)
+            except aiohttp.ClientConnectorError as error:
+                if not _out_of_descriptors(error) or asyncio.get_running_loop().time() >= give_up:
+                    raise
+
+    def fail(self, error: BaseException, watchdog: Watchdog, started: bool = False) -> NoReturn:
+        """Raise ``error`` (being handled) as the relay's error, or as it is if it is not the
+        HTTP client's (a cancellation, say)."""
+        failure = self._translate(error, watchdog, started)
+        if failure is error:
+            raise  # (called in an except clause: the error goes on as it was)
+        raise failure from None
+
+    def _translate(self, error: BaseException, watchdog: Watchdog, started: bool) -> BaseException:
+        """The HTTP client's exceptions, as the relay's errors (others as they are). Never mentions a key."""
+        if isinstance(error, ConnectionResetError):  # a write to our own client, who has gone
+            return error
+        if isinstance(error, TimeoutError):  # the HTTP client's own: connecting took too long
+            return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
+                                   f"(no connection within {self.connect_timeout:g} s)")
+        if watchdog.timed_out(error):
             if started:
-                raise StreamCut("the upstream stream was cut off before the reply was complete") from None
-            raise UpstreamError(f"the upstream at {self.host} closed the connection") from None
-        except aiohttp.ClientError as error:
-            raise UpstreamError(f"the request to the upstream at {self.host} failed: "
-                                f"{type(error).__name__}") from None
+                return UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s")
+            return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
+                                   f"(no reply within {self.first_byte_timeout:g} s)")
+        if isinstance(error, aiohttp.ClientConnectorError):
+            cause = _os_error(error)
+            reason = cause.strerror if cause is not None and cause.strerror else str(error)
+            return UpstreamError(f"cannot connect to the upstream at {self.host}: {reason}")
+        if isinstance(error, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+            if started:
+                return StreamCut("the upstream stream was cut off before the reply was complete")
+            return UpstreamError(f"the upstream at {self.host} closed the connection")
+        if isinstance(error, aiohttp.ClientError):
+            return UpstreamError(f"the request to the upstream at {self.host} failed: {type(error).__name__}")
+        return error
+
+
+def _os_error(error: aiohttp.ClientConnectorError) -> OSError | None:
+    """Why connecting failed; certificate errors are connector errors without an OSError inside."""
+    cause = getattr(error, "_os_error", None)
+    return cause if isinstance(cause, OSError) else None
+
+
+def _out_of_descriptors(error: aiohttp.ClientConnectorError) -> bool:
+    cause = _os_error(error)
+    return cause is not None and cause.errno in OUT_OF_DESCRIPTORS
 
 
 def proxy_for(url: str) -> str | None:
@@ -143,16 +192,14 @@ def proxy_for(url: str) -> str | None:
 
 
 class UpstreamResponse:
-    """An upstream reply whose headers have arrived; its body is read with ``chunks()``."""
+    """An upstream reply whose headers have arrived; its body is read with ``pump()`` or ``read()``."""
 
-    __slots__ = ("_deadline", "_response", "_ticker", "_upstream", "headers", "reason", "status")
+    __slots__ = ("_response", "_upstream", "_watchdog", "headers", "reason", "status")
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, deadline: float,
-                 ticker: Ticker | None = None) -> None:
+    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, watchdog: Watchdog) -> None:
         self._upstream = upstream
         self._response = response
-        self._deadline = deadline
-        self._ticker = ticker
+        self._watchdog = watchdog
         self.status = response.status
         self.reason = response.reason
         self.headers: CIMultiDictProxy[str] = response.headers
@@ -161,16 +208,10 @@ class UpstreamResponse:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._ticker is not None:
-            await self.stop_ticking()
+        self._watchdog.close()
+        if self._watchdog.ticking:
+            await self._watchdog.stop_ticking()
         self.close()
-
-    async def stop_ticking(self) -> None:
-        """No more keep-alives from now on (the caller is about to write)."""
-        if self._ticker is not None:
-            ticker, self._ticker = self._ticker, None
-            if (pending := ticker.stop()) is not None:
-                await pending
 
     def close(self) -> None:
         """Give the connection back if the body was read whole, else close it (the upstream stops)."""
@@ -186,14 +227,17 @@ class UpstreamResponse:
 
     def keep_alive(self, on_wait: OnWait) -> None:
         """Call ``on_wait`` every ``keepalive_interval`` seconds until the body's first byte."""
-        self._ticker = Ticker(self._upstream.keepalive_interval, on_wait)
+        self._watchdog.keep_alive(on_wait)
 
     async def read(self, limit: int = ERROR_BODY_LIMIT) -> bytes:
         """The whole body, up to ``limit`` bytes (for error bodies and small replies)."""
-        await self.stop_ticking()
-        with self._upstream._translate(started=True):
-            async with asyncio.timeout(self._upstream.read_timeout):
-                return await self._response.content.read(limit)
+        watchdog = self._watchdog
+        try:
+            await watchdog.stop_ticking()
+            watchdog.idle_wait()
+            return await self._response.content.read(limit)
+        except BaseException as error:
+            self._upstream.fail(error, watchdog, started=True)
 
     async def error(self) -> UpstreamStatus:
         """This error reply as an ``UpstreamStatus`` carrying the upstream's own message."""
@@ -215,36 +259,31 @@ class UpstreamResponse:
         The loop is the byte pipe's own (read, then write): no generator or
         wrapper per read, since every token passes through here.
         """
-        upstream = self._upstream
+        watchdog = self._watchdog
         content = self._response.content
         read = content.readany
-        loop = asyncio.get_running_loop()
+        clock = asyncio.get_running_loop().time
         started = False
-        with upstream._translate(started=True):
-            try:
-                # Until the first byte the limit is the first-byte deadline; then the idle limit.
-                with IdleTimer(max(self._deadline - loop.time(), 0)) as idle:
-                    idle.since = loop.time()
-                    chunk = await _read(content)
-                    if self._ticker is not None:
-                        await self.stop_ticking()
-                    started = True
-                    idle.change(upstream.read_timeout)
-                    while chunk:
-                        idle.since = 0.0
-                        writing = sink(chunk)
-                        if writing is not None:
-                            await writing
-                        idle.since = loop.time()
-                        try:
-                            chunk = await read()
-                        except aiohttp.ClientPayloadError:
-                            chunk = _unread(content)
-            except TimeoutError:
-                if started:
-                    raise UpstreamTimeout(f"the upstream sent nothing for {upstream.read_timeout:g} s") from None
-                raise UpstreamTimeout(
-                    f"the upstream sent no reply within {upstream.first_byte_timeout:g} s") from None
+        try:
+            watchdog.first_byte_wait()
+            chunk = await _read(content)
+            if watchdog.ticking:
+                await watchdog.stop_ticking()
+            started = True
+            watchdog.idle_wait()
+            while chunk:
+                watchdog.since = 0.0
+                writing = sink(chunk)
+                if writing is not None:
+                    await writing
+                watchdog.since = clock()
+                try:
+                    chunk = await read()
+                except aiohttp.ClientPayloadError:
+                    chunk = _unread(content)
+        except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError) as error:
+            self._upstream.fail(error, watchdog, started)
+        watchdog.since = 0.0
 
 
 async def _read(content: aiohttp.StreamReader) -> bytes:
@@ -263,88 +302,3 @@ def _unread(content: aiohttp.StreamReader) -> bytes:
     rest = b"".join(buffer)
     buffer.clear()
     return rest
-
-
-class Ticker:
-    """Calls ``on_wait`` every ``interval`` seconds until stopped.
-
-    One timer while nothing happens; a task only when a tick is due, so the
-    common request (an answer within the interval) pays for no task.
-    """
-
-    __slots__ = ("_handle", "_interval", "_loop", "_on_wait", "_tick")
-
-    def __init__(self, interval: float, on_wait: OnWait) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._interval = interval
-        self._on_wait = on_wait
-        self._tick: asyncio.Task[None] | None = None
-        self._handle: asyncio.TimerHandle | None = self._loop.call_later(interval, self._fire)
-
-    def _fire(self) -> None:
-        self._tick = self._loop.create_task(self._run())
-
-    async def _run(self) -> None:
-        await self._on_wait()
-        if self._handle is not None:  # not stopped meanwhile
-            self._handle = self._loop.call_later(self._interval, self._fire)
-
-    def stop(self) -> Awaitable[None] | None:
-        """Stop ticking. Returns the keep-alive still being written, if one is, to await before
-        writing anything else (so writes never interleave)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        tick, self._tick = self._tick, None
-        return None if tick is None or tick.done() else _finish(tick)
-
-
-async def _finish(tick: asyncio.Task[None]) -> None:
-    with contextlib.suppress(Exception):  # a failed keep-alive: the client is gone, the caller sees it
-        await tick
-
-
-class IdleTimer:
-    """Raises ``TimeoutError`` in the current task once one wait for data lasts ``timeout`` seconds.
-
-    One timer per quiet period instead of one per read: the reader only
-    stamps when it starts and stops waiting, and the timer re-arms itself.
-    Time the reader spends elsewhere (writing to a slow client) never counts.
-    """
-
-    __slots__ = ("_handle", "_loop", "_task", "expired", "since", "timeout")
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.since = 0.0  # when the current wait began; 0 while not waiting
-        self.expired = False
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._handle: asyncio.TimerHandle | None = None
-
-    def __enter__(self) -> IdleTimer:
-        self._handle = self._loop.call_later(self.timeout, self._check)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        expired = self.expired and kind is asyncio.CancelledError and self._task is not None
-        if expired and self._task.uncancel() == 0:  # type: ignore[union-attr]
-            raise TimeoutError from None
-
-    def change(self, timeout: float) -> None:
-        self.timeout = timeout
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._loop.call_later(timeout, self._check)
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        if self.since and now - self.since >= self.timeout:
-            self.expired = True
-            if self._task is not None:
-                self._task.cancel()
-            return
-        due = self.since + self.timeout if self.since else now + self.timeout
-        self._handle = self._loop.call_at(due, self._check)

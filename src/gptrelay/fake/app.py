@@ -351,10 +351,14 @@ class FakeUpstream:
             digest.update(chunk)
             size += len(chunk)
         record.body_size = size
-        return web.json_response({"method": request.method, "path": request.path,
-                                  "query": request.raw_path.partition("?")[2], "raw_path": request.raw_path,
-                                  "headers": dict(request.headers),
-                                  "body_size": size, "body_sha256": digest.hexdigest()})
+        response = web.json_response({"method": request.method, "path": request.path,
+                                      "query": request.raw_path.partition("?")[2], "raw_path": request.raw_path,
+                                      "headers": dict(request.headers),
+                                      "body_size": size, "body_sha256": digest.hexdigest()})
+        # As Cloudflare in front of the real API sets its own: a client that keeps cookies
+        # would send this back on its next request.
+        response.set_cookie("__cf_bm", "fake-bot-management", path="/", httponly=True)
+        return response
 
 
 def error_response(status: int, message: str | None = None) -> web.Response:

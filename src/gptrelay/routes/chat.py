@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 from aiohttp import web
 
@@ -10,7 +10,7 @@ from gptrelay import frames
 from gptrelay.chat_request import open_chat, read_chat_request
 from gptrelay.completions import CompletionReader
 from gptrelay.errors import RelayError, report
-from gptrelay.sse import Event, SSEDecoder
+from gptrelay.sse import SSEDecoder
 from gptrelay.streaming import Stream
 
 
@@ -21,8 +21,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     try:
         async with await open_chat(request, payload, stream) as upstream:
             decoder = SSEDecoder()
-            await upstream.pump(lambda chunk: _relay(decoder.feed(chunk), reader, stream))
-            pending = _relay(decoder.flush(), reader, stream)
+            await upstream.pump(lambda chunk: _relay(decoder.feed_data(chunk), reader, stream))
+            pending = _relay([event.data for event in decoder.flush()], reader, stream)
             if pending is not None:
                 await pending
             reader.check_complete()
@@ -34,22 +34,22 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return await stream.finish()
 
 
-def _relay(events: list[Event], reader: CompletionReader, stream: Stream) -> Awaitable[None] | None:
+def _relay(events: Sequence[bytes | str], reader: CompletionReader, stream: Stream) -> Awaitable[None] | None:
     """The write of one network read's text as frames (one write), or None if it has none.
 
     Text read before an error event is still written before the error is raised.
     """
     out: list[bytes] = []
     try:
-        for event in events:
-            text = reader.read(event)
+        for data in events:
+            text = reader.read(data)
             if text:
-                out.append(frames.content(text))
+                out += frames.content_parts(text)
     except RelayError as error:
         return _write_then_raise(stream, b"".join(out), error)
     if not out:
         return None
-    return stream.write(out[0] if len(out) == 1 else b"".join(out))
+    return stream.write(b"".join(out))
 
 
 async def _write_then_raise(stream: Stream, data: bytes, error: RelayError) -> None:

@@ -44,7 +44,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         if length is not None and length > limit:
             raise PayloadTooLarge.over(limit)
         if length is not None and length <= SMALL_BODY:
-            data = await read_body(request, limit)
+            data = await read_body(request, limit, length)
             if is_json and _STREAM_TRUE.search(data):
                 accept_encoding = "identity"  # a streamed reply is never compressed
         else:

@@ -1,0 +1,130 @@
+"""The limits of every upstream request, watched by one timer for the whole process.
+
+Each request has a ``Watchdog``:
+
+- the reply's first byte must come within ``first_byte`` seconds of sending;
+- until it does, ``on_wait`` may run every ``interval`` seconds (the route's keep-alive);
+- after it, no single wait for data may last ``idle`` seconds.
+
+The reader only stamps ``since`` when it starts waiting and clears it when it
+stops (to write to its client, whose slowness never counts). No request has a
+timer of its own: a ``Sweeper`` looks at every open watchdog each ``resolution``
+seconds, so a request costs a set insertion and removal, not a timer armed and
+cancelled. A limit is therefore noticed up to ``resolution`` late, which is
+why the upstream picks it as a small fraction of the shortest limit. On expiry
+the watchdog cancels the reading task; ``timed_out`` then tells that
+cancellation from any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+OnWait = Callable[[], Coroutine[Any, Any, None]]
+
+_SLACK = 0.001  # a timer may fire this much early
+
+
+class Sweeper:
+    """One timer for all of a loop's watchdogs; it runs only while some are open."""
+
+    __slots__ = ("_handle", "_watched", "loop", "resolution")
+
+    def __init__(self, resolution: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.resolution = resolution
+        self._watched: set[Watchdog] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def watch(self, watchdog: Watchdog) -> None:
+        self._watched.add(watchdog)
+        if self._handle is None:
+            self._handle = self.loop.call_later(self.resolution, self._sweep)
+
+    def forget(self, watchdog: Watchdog) -> None:
+        self._watched.discard(watchdog)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for watchdog in tuple(self._watched):
+            watchdog.check(now)
+        self._handle = self.loop.call_later(self.resolution, self._sweep) if self._watched else None
+
+
+class Watchdog:
+    __slots__ = ("_idle", "_interval", "_next_tick", "_on_wait", "_sweeper", "_task", "_tick",
+                 "expired", "limit", "sent_at", "since")
+
+    def __init__(self, sweeper: Sweeper, first_byte: float, idle: float, on_wait: OnWait | None = None,
+                 interval: float = 15.0) -> None:
+        self._sweeper = sweeper
+        self._task = asyncio.current_task()
+        self._idle = idle
+        self._interval = interval
+        self._on_wait = on_wait
+        self._tick: asyncio.Task[None] | None = None
+        self.expired = False
+        self.limit = first_byte  # the wait now measured may last this long
+        self.since = self.sent_at = sweeper.loop.time()  # when the current wait began; 0 while not waiting
+        self._next_tick = self.since + interval if on_wait is not None else float("inf")
+        sweeper.watch(self)
+
+    def keep_alive(self, on_wait: OnWait) -> None:
+        """Call ``on_wait`` every ``interval`` seconds from now until ``stop_ticking``."""
+        self._on_wait = on_wait
+        self._next_tick = self._sweeper.loop.time() + self._interval
+
+    def first_byte_wait(self) -> None:
+        """The reader waits for the first byte again (the deadline still counts from sending)."""
+        self.since = self.sent_at
+
+    def idle_wait(self) -> None:
+        """From now on each wait for data is limited to ``idle`` seconds; one starts now."""
+        self.limit = self._idle
+        self.since = self._sweeper.loop.time()
+
+    @property
+    def ticking(self) -> bool:
+        return self._on_wait is not None
+
+    async def stop_ticking(self) -> None:
+        """No more keep-alives; the one being written, if any, is finished first, so that
+        the caller's own writes never interleave with it."""
+        self._on_wait = None
+        tick, self._tick = self._tick, None
+        if tick is not None and not tick.done():
+            with contextlib.suppress(Exception):  # a failed keep-alive: the caller's own write sees it
+                await tick
+
+    def close(self) -> None:
+        self._sweeper.forget(self)
+
+    def timed_out(self, error: BaseException) -> bool:
+        """Whether ``error`` is this watchdog's doing (call once, where the error is caught)."""
+        return (isinstance(error, asyncio.CancelledError) and self.expired and self._task is not None
+                and self._task.uncancel() == 0)
+
+    def check(self, now: float) -> None:
+        """The sweeper's look: expire, or send a keep-alive when one is due."""
+        task = self._task
+        if task is None or task.done():  # its request is over (and was not closed): nothing to watch
+            self.close()
+            return
+        since = self.since
+        if since and now - since >= self.limit - _SLACK:
+            self.expired = True
+            self.close()
+            task.cancel()
+            return
+        if self._on_wait is not None and now >= self._next_tick - _SLACK:
+            if self._tick is None or self._tick.done():  # the last one is written: send another
+                self._tick = self._sweeper.loop.create_task(self._on_wait())
+            self._next_tick = now + self._interval
