@@ -84,12 +84,14 @@ def render(data: dict[str, Any]) -> str:
         out += [f"## {title}, {o['connections']} connections", ""]
         rows = []
         for name, r in res.items():
-            rows.append([name, fmt(r["rps"]), ratio(r["rps"], pipe), ratio(r["rps"], direct),
+            each = [x[name]["rps"] for x in data.get("rounds", {}).get(part, []) if name in x]
+            spread = f"{min(each):,.0f}–{max(each):,.0f}" if len(each) > 1 else "—"
+            rows.append([name, fmt(r["rps"]), spread, ratio(r["rps"], pipe), ratio(r["rps"], direct),
                          fmt(r["cpu_us"]) if r.get("cpu_us") else "—",
                          fmt(r["cpu_util"], 2) if r.get("cpu_util") else "—",
                          fmt(r["upstream_util"], 2), fmt(r["other_util"], 2),
                          fmt(r["lat_p99_us"] / 1e3, 1), fmt(int(r["errors"]))])
-        out += table(["target", "per s", "× byte pipe", "× direct", "target CPU µs/resp",
+        out += table(["target", "per s", "rounds' range", "× byte pipe", "× direct", "target CPU µs/resp",
                       "target CPU (cores)", "upstream CPU", "other CPU", "p99 ms", "errors"], rows)
         if part == "streamed":
             v1 = res["relay /v1"]["rps"] / pipe

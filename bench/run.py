@@ -1,6 +1,6 @@
 """The gptrelay benchmark, one command: relay vs the byte pipe vs direct, side by side.
 
-    python bench/run.py                  # 3 rounds, 1,000 and 10,000 paced streams
+    python bench/run.py                  # 5 rounds, 1,000 and 10,000 paced streams
     python bench/run.py --quick          # 1 short round, 1,000 streams: a smoke test
     python bench/run.py --profile        # also py-spy the relay under /chat load
 
@@ -195,9 +195,18 @@ class CpuWatch:
         return used
 
 
-def latency_round(stack: Stack, n: int) -> dict[str, dict[str, float]]:
+def rotated(names: list[str], by: int) -> list[str]:
+    """``names`` starting at the ``by``-th: each round measures the targets in another order, so
+    a slow spell of the machine (a neighbour on the host) does not always fall on the same one."""
+    by %= len(names)
+    return names[by:] + names[:by]
+
+
+def latency_round(stack: Stack, n: int, start: int = 0) -> dict[str, dict[str, float]]:
     out = {}
-    for name, (port, path, _) in stack.targets().items():
+    targets = stack.targets()
+    for name in rotated(list(targets), start):
+        port, path, _ = targets[name]
         argv = [PY, str(BENCH / "loadgen.py"), "latency", "--port", str(port), "--path", path,
                 "-n", str(n), "--warmup", str(min(50, n // 5)), "--budget", "60"]
         quiet()
@@ -206,10 +215,10 @@ def latency_round(stack: Stack, n: int) -> dict[str, dict[str, float]]:
 
 
 def wrk_round(stack: Stack, names: list[str], body: bytes, seconds: float,
-              connections: int) -> dict[str, dict[str, float]]:
+              connections: int, start: int = 0) -> dict[str, dict[str, float]]:
     out = {}
     targets = stack.targets()
-    for name in names:
+    for name in rotated(names, start):
         port, path, pid = targets[name]
         url = f"http://127.0.0.1:{port}{path}"
         h.wrk(url, body, seconds=min(2.0, seconds), connections=connections, cpus=stack.load_cpus)
@@ -331,8 +340,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 3 s, 100 latency requests, streams 1000 only")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds to take medians over (default 3)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per measurement (default 10)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds to take medians over (default 5)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="wrk duration per measurement (default 6)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--requests", type=int, default=500,
                         help="sequential requests per latency measurement (default 500)")
@@ -398,16 +407,16 @@ def main() -> None:
         for r in range(args.rounds):
             print(f"round {r + 1}/{args.rounds}", flush=True)
             if "latency" not in skip:
-                data["rounds"]["latency"].append(latency_round(stack, args.requests))
+                data["rounds"]["latency"].append(latency_round(stack, args.requests, r))
                 print("  latency done", flush=True)
             if "streamed" not in skip:
                 data["rounds"]["streamed"].append(wrk_round(
                     stack, ["relay /v1", "relay /chat", "byte pipe", "direct"], streamed_body,
-                    args.seconds, args.connections))
+                    args.seconds, args.connections, r))
                 print("  streamed throughput done", flush=True)
             if "plain" not in skip:
                 data["rounds"]["plain"].append(wrk_round(
-                    stack, ["relay /v1", "byte pipe", "direct"], plain_body, args.seconds, args.connections))
+                    stack, ["relay /v1", "byte pipe", "direct"], plain_body, args.seconds, args.connections, r))
                 print("  non-streamed throughput done", flush=True)
         for part in ("latency", "streamed", "plain"):
             if data["rounds"][part]:
