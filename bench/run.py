@@ -190,8 +190,10 @@ class CpuWatch:
 
     def done(self) -> dict[str, float]:
         used = {k: h.cpu_seconds(v) - self.before[k] for k, v in self.pids.items()}
-        ours = sum(used.values()) + (self._children() - self.children)
-        used["other"] = max(0.0, self._system() - self.system - ours)
+        used["load"] = self._children() - self.children  # wrk, waited for
+        used["other"] = max(0.0, self._system() - self.system - sum(used.values()))
+        used["idle"] = max(0.0, (time.monotonic() - self.started) * (os.cpu_count() or 1)
+                           - self._system() + self.system)
         return used
 
 
@@ -515,6 +517,8 @@ def workers_test(stack: Stack, args: argparse.Namespace, body: bytes) -> dict[st
             res["cpu_util"] = cpu["target"] / args.seconds
             res["upstream_util"] = cpu["upstream"] / args.seconds
             res["other_util"] = cpu["other"] / args.seconds
+            res["load_util"] = cpu["load"] / args.seconds
+            res["idle_util"] = cpu["idle"] / args.seconds
             rounds.append({"x": res})
         out[str(workers)] = median_of(rounds)["x"]
         print(f"  workers {workers}: {out[str(workers)]['rps']:.0f} rps", flush=True)
