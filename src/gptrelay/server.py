@@ -39,7 +39,11 @@ def banner(settings: Settings, port: int) -> str:
 
 async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
     """Start serving; return the runner (for ``cleanup()``) and the bound port."""
+    # keepalive_timeout closes a connection with no request in progress: idle between requests,
+    # or still sending its first request's headers (counted from the connection's start), so
+    # idle or trickling connections cannot hold file descriptors for aiohttp's default hour.
     runner = web.AppRunner(create_app(settings), handler_cancellation=True,
+                           keepalive_timeout=settings.client_idle_timeout,
                            access_log=log if settings.access_log else None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)

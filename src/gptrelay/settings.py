@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     first_byte_timeout: float = Field(600.0, gt=0, validation_alias="UPSTREAM_FIRST_BYTE_TIMEOUT")
     read_timeout: float = Field(300.0, gt=0, validation_alias="UPSTREAM_READ_TIMEOUT")
     keepalive_interval: float = Field(15.0, gt=0, validation_alias="KEEPALIVE_INTERVAL")
+    client_idle_timeout: float = Field(75.0, gt=0, validation_alias="CLIENT_IDLE_TIMEOUT")
     max_body_size: int = Field(20 * MiB, gt=0, validation_alias="MAX_BODY_SIZE")
     max_upload_size: int = Field(512 * MiB, gt=0, validation_alias="MAX_UPLOAD_SIZE")
 
