@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -72,3 +73,86 @@ def wait_until_serving(url: str, process: subprocess.Popen[Any], within: float =
             assert process.poll() is None, f"the server exited with {process.returncode}"
             time.sleep(0.05)
     raise AssertionError(f"nothing answered at {url} within {within} s")
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def connect(url: str, timeout: float = 10) -> socket.socket:
+    """A raw TCP connection to a relay, for requests no HTTP client would send."""
+    s = socket.create_connection(address(url))
+    s.settimeout(timeout)
+    return s
+
+
+@dataclass
+class RawReply:
+    status: int
+    head: bytes  # status line and headers
+    body: bytes
+    closed: bool  # the connection closed while the body was read
+
+    def header(self, name: str) -> str | None:
+        for line in self.head.split(b"\r\n")[1:]:
+            key, _, value = line.partition(b":")
+            if key.strip().lower() == name.lower().encode():
+                return value.strip().decode("latin-1")
+        return None
+
+
+def read_reply(s: socket.socket) -> RawReply:
+    """One HTTP/1.1 reply (Content-Length or chunked, or until close) from a raw connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = s.recv(65536)
+        if not piece:
+            raise AssertionError(f"the connection closed before a reply's headers: {data!r}")
+        data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    reply = RawReply(int(head.split(b" ", 2)[1]), head, b"", False)
+    length = reply.header("Content-Length")
+    chunked = (reply.header("Transfer-Encoding") or "").lower() == "chunked"
+    while True:
+        if length is not None and len(rest) >= int(length):
+            break
+        if chunked and rest.endswith(b"0\r\n\r\n"):
+            break
+        piece = s.recv(65536)
+        if not piece:
+            reply.closed = True
+            break
+        rest += piece
+    reply.body = _unchunk(rest) if chunked else rest
+    return reply
+
+
+def closes_soon(s: socket.socket, within: float = 2.0) -> bool:
+    """Whether the other side closes the connection within ``within`` seconds (and sends nothing)."""
+    s.settimeout(within)
+    try:
+        return s.recv(1) == b""
+    except (TimeoutError, ConnectionResetError):
+        return False
+    finally:
+        s.settimeout(10)
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += data[:size]
+        data = data[size + 2:]
+    return out
+
+
+def raw_exchange(url: str, request: bytes, timeout: float = 10) -> RawReply:
+    """Send ``request`` as bytes on a new connection; the reply."""
+    with connect(url, timeout) as s:
+        s.sendall(request)
+        return read_reply(s)

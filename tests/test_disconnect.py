@@ -68,7 +68,7 @@ def test_a_write_to_a_vanished_client_ends_the_request_quietly() -> None:
         raise ConnectionResetError("Cannot write to closing transport")
 
     async def go() -> web.StreamResponse:
-        guarded = front_door(Cors(("*",)), AccessKeys(()), handler)
+        guarded = front_door(Cors(("*",)), AccessKeys(()), handler, write_timeout=120, public=True)
         return await guarded(make_mocked_request("POST", "/v1/chat/completions"))
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright may own this thread's loop
@@ -114,6 +114,7 @@ def test_a_vanished_client_is_not_blamed_on_the_upstream() -> None:
     from gptrelay.settings import Settings
     from gptrelay.upstream import Upstream
 
-    upstream = Upstream(Settings(_env_file=None, openai_api_key="sk-test"))  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, openai_api_key="sk-test")  # type: ignore[call-arg]
+    upstream = Upstream(settings, sweeper=None)  # type: ignore[arg-type]  # (not started: no timer needed)
     error = ClientConnectionResetError("Cannot write to closing transport")
     assert upstream._translate(error, None, started=True) is error  # type: ignore[arg-type]

@@ -3,6 +3,10 @@
 A key may come as ``Authorization: <key>``, ``Authorization: Bearer <key>``
 or ``api-key: <key>``, and is compared in constant time. The page, static
 files, health checks and preflights need none.
+
+A relay without keys serves only on loopback, and there only requests whose
+``Host`` names a loopback address: a web page that points its own host name at
+127.0.0.1 (DNS rebinding) gets 421, not the relay.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import hmac
 
 from aiohttp import web
 
-from gptrelay.errors import Unauthorized
+from gptrelay.errors import MisdirectedRequest, Unauthorized
+from gptrelay.settings import is_loopback
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/favicon.ico"})
 
@@ -24,9 +29,18 @@ def presented_key(request: web.Request) -> str | None:
     return request.headers.get("api-key")
 
 
+def names_loopback(host: str | None) -> bool:
+    """Whether a ``Host`` header names a loopback address or ``localhost`` (any port)."""
+    if not host:
+        return False
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
+    return is_loopback(name.rstrip(".").lower())
+
+
 class AccessKeys:
-    def __init__(self, keys: tuple[str, ...]) -> None:
+    def __init__(self, keys: tuple[str, ...], loopback_hosts_only: bool = False) -> None:
         self._keys = tuple(key.encode() for key in keys)
+        self._loopback_hosts_only = loopback_hosts_only and not keys
 
     @property
     def required(self) -> bool:
@@ -35,15 +49,18 @@ class AccessKeys:
     def allows(self, key: str | None) -> bool:
         if key is None:
             return False
-        presented = key.encode()
+        presented = key.encode("utf-8", "surrogateescape")  # (aiohttp keeps undecodable bytes so)
         found = False
         for known in self._keys:  # no early exit: every key is compared
             found |= hmac.compare_digest(presented, known)
         return found
 
     def check(self, request: web.Request) -> None:
-        """Raise ``Unauthorized`` unless the request may pass."""
+        """Raise ``Unauthorized`` (or ``MisdirectedRequest``) unless the request may pass."""
         if not self._keys:
+            if self._loopback_hosts_only and not names_loopback(request.headers.get("Host")):
+                raise MisdirectedRequest("this relay has no access key, so it answers only requests "
+                                         "addressed to a loopback host (localhost, 127.0.0.1, [::1])")
             return
         path = request.path
         if path in OPEN_PATHS or path.startswith("/static/"):

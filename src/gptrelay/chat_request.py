@@ -7,9 +7,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gptrelay.errors import BadRequest, PayloadTooLarge, Unprocessable
+from gptrelay.bodies import decode, read_raw
+from gptrelay.errors import BadRequest, Unprocessable
 from gptrelay.headers import USER_AGENT
-from gptrelay.state import SETTINGS, UPSTREAM
+from gptrelay.state import BODY_LIMITS, SETTINGS, UPSTREAM
 from gptrelay.streaming import Stream
 from gptrelay.upstream import UpstreamResponse
 
@@ -20,19 +21,6 @@ CHAT_HEADERS = (
     ("Accept-Encoding", "identity"),
     ("User-Agent", USER_AGENT),
 )
-
-
-async def read_body(request: web.Request, limit: int, length: int | None = None) -> bytes:
-    """The whole request body, refused with 413 past ``limit`` bytes (``length``: its
-    Content-Length, when the caller has read it already)."""
-    if length is None:
-        length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge.over(limit)
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge.over(limit) from None
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -66,10 +54,15 @@ def check_chat(body: dict[str, Any], default_model: str) -> bytes:
 
 
 async def read_chat_request(request: web.Request) -> bytes:
-    """The upstream's body for this request; raises ``BadRequest`` and kin for bad input."""
+    """The upstream's body for this request; raises ``BadRequest`` and kin for bad input.
+    A compressed body is inflated here, after the key check, up to the body limit."""
     settings = request.app[SETTINGS]
-    return check_chat(parse_json_object(await read_body(request, settings.max_body_size)),
-                      settings.default_model)
+    limit = settings.max_body_size
+    raw = await read_raw(request, request.app[BODY_LIMITS], limit)
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is not None:
+        raw = await decode(raw, encoding, limit)
+    return check_chat(parse_json_object(raw), settings.default_model)
 
 
 async def open_chat(request: web.Request, payload: bytes, stream: Stream) -> UpstreamResponse:

@@ -8,6 +8,7 @@ content, and a missing ``[DONE]`` after a finish reason.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -28,6 +29,22 @@ def error_message(body: Any) -> str | None:
         return str(message) if message else str(error.get("code") or error.get("type") or "error")
     if isinstance(error, str):
         return error
+    return None
+
+
+_CODE = re.compile(r"[a-z0-9_.\-]{1,64}")
+
+
+def error_code(body: Any) -> str | None:
+    """The ``code`` (else ``type``) of an OpenAI error envelope when it is a plain identifier
+    (``invalid_api_key``, ``unsupported_country_region_territory``): safe to repeat anywhere."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    for field in ("code", "type"):
+        value = error.get(field)
+        if isinstance(value, str) and _CODE.fullmatch(value):
+            return value
     return None
 
 

@@ -1,14 +1,23 @@
 """The relay's errors: one tree, rendered at one boundary (``gptrelay.app``)::
 
-    RelayError                500  server_error
-    ├── BadRequest            400  invalid_request_error
-    │   ├── Unprocessable     422  invalid_request_error
-    │   └── PayloadTooLarge   413  invalid_request_error
-    ├── Unauthorized          401  invalid_request_error / invalid_api_key
-    ├── UpstreamStatus        the upstream's own status, message and body
-    └── UpstreamError         502  upstream_error (unreachable, connection lost)
-        ├── UpstreamTimeout   504  upstream_timeout
-        └── StreamCut         502  upstream_error (stream ended before [DONE])
+    RelayError                  500  server_error
+    ├── BadRequest              400  invalid_request_error
+    │   ├── Unprocessable       422  invalid_request_error
+    │   ├── PayloadTooLarge     413  invalid_request_error / payload_too_large
+    │   ├── RequestTimeout      408  invalid_request_error / request_timeout (the body stopped coming)
+    │   ├── UnsupportedEncoding 415  invalid_request_error / unsupported_content_encoding
+    │   ├── ExpectationFailed   417  invalid_request_error
+    │   └── MisdirectedRequest  421  invalid_request_error (a Host a keyless relay does not serve)
+    ├── Unauthorized            401  invalid_request_error / invalid_api_key
+    ├── UpstreamStatus          the upstream's own status, message and body
+    │   └── UpstreamKeyRefused  the upstream's 401/403, in the relay's words (never the upstream's)
+    └── UpstreamError           502  upstream_error (unreachable, connection lost)
+        ├── UpstreamTimeout     504  upstream_timeout
+        └── StreamCut           502  upstream_error (stream ended before [DONE])
+
+A client error found while the relay sends a request body upstream (the body
+stopped coming, or grew past the limit) is the client's: ``gptrelay.upstream``
+raises it as it is, not as an upstream failure.
 
 ``gptrelay.upstream`` translates the HTTP client's exceptions into this tree;
 routes raise these and never see the client's types.
@@ -54,6 +63,24 @@ class PayloadTooLarge(BadRequest):
         return cls(f"the request body is larger than the limit of {limit} bytes")
 
 
+class RequestTimeout(BadRequest):
+    status = 408
+    code = "request_timeout"
+
+
+class UnsupportedEncoding(BadRequest):
+    status = 415
+    code = "unsupported_content_encoding"
+
+
+class ExpectationFailed(BadRequest):
+    status = 417
+
+
+class MisdirectedRequest(BadRequest):
+    status = 421
+
+
 class Unauthorized(RelayError):
     status = 401
     type = "invalid_request_error"
@@ -68,6 +95,20 @@ class UpstreamStatus(RelayError):
         self.status = status
         self.body = body
         self.content_type = content_type
+
+
+class UpstreamKeyRefused(UpstreamStatus):
+    """The upstream refused the relay's own key: the operator's problem, told without the
+    upstream's message (OpenAI's quotes a masked form of the key)."""
+
+    type = "upstream_auth_error"
+    code = "upstream_key_refused"
+
+    def __init__(self, status: int, reason: str | None = None) -> None:
+        because = f" ({reason})" if reason else ""
+        super().__init__(status, f"the upstream refused the relay's own API key{because}, with status {status}: "
+                                 "the relay's operator must check its upstream key (OPENAI_API_KEY). "
+                                 "The key you sent to the relay was accepted.")
 
 
 class UpstreamError(RelayError):
@@ -90,8 +131,9 @@ def report(error: RelayError, method: str, path: str) -> None:
         log.warning("%s %s: %s", method, path, error.message)
 
 
-# OpenAI echoes a masked form of a wrong key ("sk-proj-****…5gA"); the relay passes on none of it.
-_KEYLIKE = re.compile(r"\b(?:sk|key|org|proj)-[A-Za-z0-9_*\-]{3,}")
+# OpenAI echoes a masked form of a wrong key ("sk-proj-****…5gA", "sk-abcd...wxyz"); the relay
+# passes on none of it, masked tail included.
+_KEYLIKE = re.compile(r"\b(?:sk|key|org|proj)-[A-Za-z0-9_*\-]{3,}(?:(?:…|\.\.\.)[A-Za-z0-9_\-]*)?")
 
 
 def redact(message: str) -> str:

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     read_timeout: float = Field(300.0, gt=0, validation_alias="UPSTREAM_READ_TIMEOUT")
     keepalive_interval: float = Field(15.0, gt=0, validation_alias="KEEPALIVE_INTERVAL")
     client_idle_timeout: float = Field(75.0, gt=0, validation_alias="CLIENT_IDLE_TIMEOUT")
+    client_body_timeout: float = Field(60.0, gt=0, le=3600, validation_alias="CLIENT_BODY_TIMEOUT")
+    client_write_timeout: float = Field(120.0, gt=0, le=3600, validation_alias="CLIENT_WRITE_TIMEOUT")
     max_body_size: int = Field(20 * MiB, gt=0, validation_alias="MAX_BODY_SIZE")
     max_upload_size: int = Field(512 * MiB, gt=0, validation_alias="MAX_UPLOAD_SIZE")
 

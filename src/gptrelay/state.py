@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gptrelay.bodies import BodyLimits
 from gptrelay.settings import Settings
 from gptrelay.upstream import Upstream
+from gptrelay.watchdog import Sweeper
 
 SETTINGS = web.AppKey("settings", Settings)
 UPSTREAM = web.AppKey("upstream", Upstream)
 PAGE = web.AppKey("page", str)
+SWEEPER = web.AppKey("sweeper", Sweeper)
+BODY_LIMITS = web.AppKey("body_limits", BodyLimits)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import logging
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn
@@ -26,21 +27,34 @@ import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from gptrelay.completions import error_message
-from gptrelay.errors import StreamCut, UpstreamError, UpstreamStatus, UpstreamTimeout, redact
+from gptrelay.completions import error_code, error_message
+from gptrelay.errors import (
+    RelayError,
+    StreamCut,
+    UpstreamError,
+    UpstreamKeyRefused,
+    UpstreamStatus,
+    UpstreamTimeout,
+    redact,
+)
 from gptrelay.settings import Settings
 from gptrelay.watchdog import OnWait, Sweeper, Watchdog
 
 ERROR_BODY_LIMIT = 1024 * 1024
+# The upstream's answers to a key it does not take (OpenAI: 401 invalid_api_key, 403 for a
+# project, a model or a region the key may not use).
+KEY_REFUSED = frozenset({401, 403})
 # "Too many open files", for the process or the system: wait and try again, this often.
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 DESCRIPTOR_WAIT = 0.05
+
+log = logging.getLogger("gptrelay")
 
 
 class Upstream:
     """The upstream API: its base URL, its credentials and one connection pool."""
 
-    def __init__(self, settings: Settings, base_url: str | None = None) -> None:
+    def __init__(self, settings: Settings, sweeper: Sweeper, base_url: str | None = None) -> None:
         self.base_url = (base_url or settings.openai_base_url).rstrip("/")
         self.host = URL(self.base_url).host or self.base_url
         self.connect_timeout = settings.connect_timeout
@@ -57,12 +71,9 @@ class Upstream:
         self.credentials = credentials
         self.proxy = proxy_for(self.base_url)
         self._session: aiohttp.ClientSession | None = None
-        self._sweeper: Sweeper | None = None
+        self._sweeper = sweeper
 
     async def start(self) -> None:
-        # Limits are noticed within a quarter of the shortest one, and within a second.
-        shortest = min(self.first_byte_timeout, self.read_timeout, self.keepalive_interval)
-        self._sweeper = Sweeper(resolution=min(max(shortest / 4, 0.005), 1.0))
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -73,8 +84,6 @@ class Upstream:
         )
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -103,7 +112,7 @@ class Upstream:
         Until the first byte of the body arrives, ``on_wait`` is called every
         ``keepalive_interval`` seconds (the returned response goes on ticking).
         """
-        assert self._session is not None and self._sweeper is not None, "Upstream.start() was not called"
+        assert self._session is not None, "Upstream.start() was not called"
         watchdog = Watchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
                             self.keepalive_interval)
         url = self.url(path, query)
@@ -150,6 +159,8 @@ class Upstream:
         """The HTTP client's exceptions, as the relay's errors (others as they are). Never mentions a key."""
         if isinstance(error, ConnectionResetError):  # a write to our own client, who has gone
             return error
+        if isinstance(error, aiohttp.ClientError) and isinstance(error.__cause__, RelayError):
+            return error.__cause__  # the client's body failed while it was sent: the client's error
         if isinstance(error, TimeoutError):  # the HTTP client's own: connecting took too long
             return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
                                    f"(no connection within {self.connect_timeout:g} s)")
@@ -239,16 +250,27 @@ class UpstreamResponse:
         except BaseException as error:
             self._upstream.fail(error, watchdog, started=True)
 
+    @property
+    def refuses_key(self) -> bool:
+        """Whether the upstream refused the relay's own key (its 401 or 403)."""
+        return self.status in KEY_REFUSED
+
     async def error(self) -> UpstreamStatus:
-        """This error reply as an ``UpstreamStatus`` carrying the upstream's own message."""
+        """This error reply as an ``UpstreamStatus`` carrying the upstream's own message, or, when
+        it refused the relay's key, an ``UpstreamKeyRefused`` that carries none of it."""
         body = await self.read()
         try:
-            message = error_message(orjson.loads(body))
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
-            message = None
+            parsed = None
+        message = error_message(parsed)
         if message is None:
             text = body.decode("utf-8", "replace").strip()
             message = " ".join(text.split())[:300] or (self.reason or "no message")
+        if self.refuses_key:
+            log.warning("the upstream at %s refused the relay's key (%d): %s", self._upstream.host, self.status,
+                        redact(message))
+            return UpstreamKeyRefused(self.status, error_code(parsed))
         return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
                               self.headers.get("Content-Type", "application/json"))
 

@@ -1,4 +1,4 @@
-"""The limits of every upstream request, watched by one timer for the whole process.
+"""The time limits of every request, watched by one timer for the whole process.
 
 Each request has a ``Watchdog``:
 
@@ -13,19 +13,45 @@ seconds, so a request costs a set insertion and removal, not a timer armed and
 cancelled. A limit is therefore noticed up to ``resolution`` late, which is
 why the upstream picks it as a small fraction of the shortest limit. On expiry
 the watchdog cancels the reading task; ``timed_out`` then tells that
-cancellation from any other.
+cancellation from any other. A request body being read has a ``Watchdog`` too
+(its only limit: the gap between two reads).
+
+A ``ClientWatch`` looks at the client's side of a response: a client that
+takes nothing of it for ``limit`` seconds while the relay has data waiting
+for it is disconnected (which cancels its handler, and so closes its upstream
+request). It costs nothing per write: the sweeper compares what was written to the
+connection with what still waits for the client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import struct
+import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
+
+from aiohttp import web
+
+if sys.platform == "linux":
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ  # (SIOCOUTQ on a socket)
+else:  # pragma: no cover
+    _OUTQ = None
 
 OnWait = Callable[[], Coroutine[Any, Any, None]]
 
 _SLACK = 0.001  # a timer may fire this much early
+
+log = logging.getLogger("gptrelay")
+
+
+class Watched(Protocol):
+    def check(self, now: float) -> None: ...
 
 
 class Sweeper:
@@ -36,15 +62,20 @@ class Sweeper:
     def __init__(self, resolution: float) -> None:
         self.loop = asyncio.get_running_loop()
         self.resolution = resolution
-        self._watched: set[Watchdog] = set()
+        self._watched: set[Watched] = set()
         self._handle: asyncio.TimerHandle | None = None
 
-    def watch(self, watchdog: Watchdog) -> None:
+    @classmethod
+    def for_limits(cls, *limits: float) -> Sweeper:
+        """A sweeper that notices each limit within a quarter of the shortest one, and within a second."""
+        return cls(resolution=min(max(min(limits) / 4, 0.005), 1.0))
+
+    def watch(self, watchdog: Watched) -> None:
         self._watched.add(watchdog)
         if self._handle is None:
             self._handle = self.loop.call_later(self.resolution, self._sweep)
 
-    def forget(self, watchdog: Watchdog) -> None:
+    def forget(self, watchdog: Watched) -> None:
         self._watched.discard(watchdog)
 
     def close(self) -> None:
@@ -128,3 +159,62 @@ class Watchdog:
             if self._tick is None or self._tick.done():  # the last one is written: send another
                 self._tick = self._sweeper.loop.create_task(self._on_wait())
             self._next_tick = now + self._interval
+
+
+class ClientWatch:
+    """Disconnects a client that takes nothing of its response for ``limit`` seconds while the
+    relay holds data for it.
+
+    What the client has taken is what was written to its connection, less what
+    still waits in the relay's buffer and in the kernel's send queue (acknowledged
+    bytes only leave that queue). Looked at only while the relay's buffer holds
+    something: otherwise the relay holds nothing of the client's.
+    """
+
+    __slots__ = ("_fd", "_limit", "_since", "_sweeper", "_taken", "_transport", "_writer")
+
+    def __init__(self, sweeper: Sweeper, request: web.BaseRequest, limit: float) -> None:
+        self._sweeper = sweeper
+        transport = request.transport
+        self._transport = transport if isinstance(transport, asyncio.WriteTransport) else None
+        self._writer = request.writer
+        self._limit = limit
+        self._taken = 0  # bytes the client had taken at the last look
+        self._since = 0.0  # since when it has taken nothing while data waited; 0: nothing waits
+        if self._transport is not None:
+            sock = self._transport.get_extra_info("socket")
+            self._fd = sock.fileno() if sock is not None else -1
+            sweeper.watch(self)
+
+    def close(self) -> None:
+        self._sweeper.forget(self)
+
+    def check(self, now: float) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            self.close()
+            return
+        buffered = transport.get_write_buffer_size()
+        if buffered == 0:
+            self._since = 0.0
+            return
+        taken = self._writer.output_size - buffered - _unsent(self._fd)
+        if not self._since or taken > self._taken:  # data waits anew, or the client took some
+            self._since = now
+            self._taken = taken
+        elif now - self._since >= self._limit - _SLACK:
+            self.close()
+            peer = transport.get_extra_info("peername")
+            log.info("client %s took nothing of its reply for %g s: disconnected", peer[0] if peer else "?",
+                     self._limit)
+            transport.abort()  # drops what waits for it; its handler is cancelled, its upstream closed
+
+
+def _unsent(fd: int) -> int:
+    """Bytes in a socket's kernel send queue, not yet acknowledged by the peer (0 where unknown)."""
+    if _OUTQ is None or fd < 0:
+        return 0
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, _OUTQ, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0

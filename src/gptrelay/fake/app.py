@@ -37,6 +37,7 @@ class Record:
     headers: dict[str, str]
     body: Any = None
     body_size: int = 0
+    sent: int = 0  # bytes of a streamed reply written so far
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     disconnected: float | None = None
@@ -151,7 +152,7 @@ class FakeUpstream:
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
         try:
-            await self._write(request, response, scenario, events)
+            await self._write(request, response, scenario, events, record)
             record.finished = time.monotonic()
         except (asyncio.CancelledError, ConnectionError):
             record.disconnected = time.monotonic()
@@ -214,7 +215,7 @@ class FakeUpstream:
         return events
 
     async def _write(self, request: web.Request, response: web.StreamResponse,
-                     scenario: Scenario, events: list[bytes]) -> None:
+                     scenario: Scenario, events: list[bytes], record: Record) -> None:
         name = scenario.name
         interval = scenario.number("interval_ms", self.pace_ms if name != "bench" else 0) / 1000
         if name == "slow-first":
@@ -233,6 +234,7 @@ class FakeUpstream:
                 if name == "stall" and n == scenario.integer("cut", 3) + 1:
                     await asyncio.sleep(scenario.number("seconds", 3600))
                 await response.write(data)
+                record.sent += len(data)
                 if interval:
                     await asyncio.sleep(interval)
         if name == "cut":

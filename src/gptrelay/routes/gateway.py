@@ -2,38 +2,44 @@
 
 Method, path, query and end-to-end headers go upstream as sent, with the
 relay's credentials instead of the client's; the reply's status, headers
-and body come back as they arrive, never decoded or buffered whole.
+and body come back as they arrive, never decoded or buffered whole. The
+request body goes as sent too (compressed or not), with framing that matches
+its bytes. Paths with ``.`` or ``..`` segments are refused, never forwarded.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from urllib.parse import unquote
 
 from aiohttp import web
 
 from gptrelay import headers as header_rules
-from gptrelay.chat_request import read_body
-from gptrelay.errors import PayloadTooLarge, RelayError, report
-from gptrelay.state import SETTINGS, UPSTREAM
+from gptrelay.bodies import read_raw, stream_raw
+from gptrelay.errors import BadRequest, PayloadTooLarge, RelayError, report
+from gptrelay.state import BODY_LIMITS, SETTINGS, UPSTREAM
 from gptrelay.streaming import SSE_PING, STREAM_HEADERS, sse_error
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
 SMALL_BODY = 1024 * 1024
 # `"stream": true` in a JSON body; inside a string its quotes would be escaped, so no false match.
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+_DOT_SEGMENTS = frozenset({".", ".."})
 
 
-async def _stream_body(request: web.Request, limit: int) -> AsyncIterator[bytes]:
-    received = 0
-    async for chunk in request.content.iter_any():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge.over(limit)
-        yield chunk
+def check_path(path: str) -> None:
+    """Refuse a path with ``.`` or ``..`` segments, raw or percent-encoded (``%2e``, and
+    ``%2f`` or a backslash as a separator), which an upstream could resolve elsewhere."""
+    if "." not in path and "%" not in path:  # the usual path: nothing to decode
+        return
+    if any(segment in _DOT_SEGMENTS for segment in unquote(path).replace("\\", "/").split("/")):
+        raise BadRequest("the path has '.' or '..' segments: send the API path as it is, such as /v1/models")
 
 
 async def gateway(request: web.Request) -> web.StreamResponse:
+    path, _, query = request.raw_path.partition("?")  # as sent: still percent-encoded
+    check_path(path)
     settings = request.app[SETTINGS]
     is_json = request.content_type == "application/json"
     limit = settings.max_body_size if is_json else settings.max_upload_size
@@ -44,18 +50,20 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         if length is not None and length > limit:
             raise PayloadTooLarge.over(limit)
         if length is not None and length <= SMALL_BODY:
-            data = await read_body(request, limit, length)
+            data = await read_raw(request, request.app[BODY_LIMITS], limit)
             if is_json and _STREAM_TRUE.search(data):
                 accept_encoding = "identity"  # a streamed reply is never compressed
         else:
-            data = _stream_body(request, limit)
+            data = stream_raw(request, request.app[BODY_LIMITS], limit)
     headers = header_rules.to_upstream(request.headers, accept_encoding)
     if isinstance(data, AsyncIterator) and length is not None:
         headers.append(("Content-Length", str(length)))  # streamed, not chunked, as the client sent it
 
-    path, _, query = request.raw_path.partition("?")  # as sent: still percent-encoded
     upstream = await request.app[UPSTREAM].request(
         request.method, path.removeprefix("/v1/"), headers=headers, data=data, query=query)
+    if upstream.refuses_key:
+        async with upstream:
+            raise await upstream.error()
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=header_rules.to_client(upstream.headers))

@@ -42,8 +42,14 @@ async def index(request: web.Request) -> web.Response:
 
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    path = (STATIC / name).resolve()
-    if not path.is_relative_to(STATIC) or not path.is_file():
+    if len(name) > 255 or "\x00" in name:  # no file of the page's is named so
+        raise web.HTTPNotFound()
+    try:
+        path = (STATIC / name).resolve()
+        found = path.is_relative_to(STATIC) and path.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     hashed = name.startswith("assets/")  # Vite's content-hashed files never change
     cache = "public, max-age=31536000, immutable" if hashed else "no-cache"

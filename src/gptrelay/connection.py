@@ -1,0 +1,44 @@
+"""The server's side of a client connection: aiohttp's, answering malformed requests quietly.
+
+aiohttp answers a request it cannot parse (bare-LF line endings, a NUL in a
+header, HTTP/0.9, a line too long) with 400, but logs the raw request (access
+key included) with a traceback and echoes it in the body. Here it is one log
+line naming the kind of mistake, and a body that repeats nothing of the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_request import BaseRequest
+
+log = logging.getLogger("gptrelay")
+
+
+class RequestHandler(web.RequestHandler):
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError):  # the relay's own failure: aiohttp's full report
+            return super().handle_error(request, status, exc, message)
+        log.info("malformed request from %s: %s (%d)", request.remote, type(exc).__name__, status)
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        response = web.Response(status=status, text=f"{status} {phrase}: malformed HTTP request\n")
+        response.force_close()
+        return response
+
+
+class Server(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return RequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class AppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are ``RequestHandler``'s."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = Server  # the application builds the server; only its connections change
+        return server
