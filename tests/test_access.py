@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gptrelay.access import AccessKeys
+from gptrelay.auth.access import AccessKeys
 from tests.conftest import RunningFake, RunningRelay
 from tests.helpers import assert_well_formed, chat, user
 

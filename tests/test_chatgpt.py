@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gptrelay.fake import chunks, replies
-from gptrelay.sse import SSEDecoder
+from gptrelay.wire.sse import SSEDecoder
 from tests.conftest import RunningRelay
 from tests.helpers import user
 

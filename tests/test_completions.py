@@ -7,10 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from gptrelay import frames
-from gptrelay.completions import CompletionReader
 from gptrelay.errors import StreamCut, UpstreamError
-from gptrelay.sse import SSEDecoder
+from gptrelay.wire import frames
+from gptrelay.wire.completions import CompletionReader
+from gptrelay.wire.sse import SSEDecoder
 
 RECORDED = (Path(__file__).parent / "fixtures" / "openai_stream.txt").read_bytes()
 

@@ -60,9 +60,9 @@ def test_a_write_to_a_vanished_client_ends_the_request_quietly() -> None:
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
-    from gptrelay.access import AccessKeys
     from gptrelay.app import front_door
-    from gptrelay.cors import Cors
+    from gptrelay.auth.access import AccessKeys
+    from gptrelay.http.cors import Cors
 
     async def handler(request: web.Request) -> web.StreamResponse:
         raise ConnectionResetError("Cannot write to closing transport")
@@ -112,7 +112,7 @@ def test_a_vanished_client_is_not_blamed_on_the_upstream() -> None:
     from aiohttp.client_exceptions import ClientConnectionResetError
 
     from gptrelay.settings import Settings
-    from gptrelay.upstream import Upstream
+    from gptrelay.upstream.transport import Upstream
 
     settings = Settings(_env_file=None, openai_api_key="sk-test")  # type: ignore[call-arg]
     upstream = Upstream(settings, sweeper=None)  # type: ignore[arg-type]  # (not started: no timer needed)

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptrelay.sse import Event, SSEDecoder
+from gptrelay.wire.sse import Event, SSEDecoder
 
 RECORDED = (Path(__file__).parent / "fixtures" / "openai_stream.txt").read_bytes()
 

@@ -26,7 +26,7 @@ def _no_trust_env(self, *args, **kwargs):  # type: ignore[no-untyped-def]
 aiohttp.ClientSession.__init__ = _no_trust_env  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    from gptrelay.cli import main
+    from gptrelay.cli.main import main
 
     sys.argv[0] = "gptrelay"
     main()

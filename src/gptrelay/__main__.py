@@ -1,3 +1,3 @@
-from gptrelay.cli import main
+from gptrelay.cli.main import main
 
 main()

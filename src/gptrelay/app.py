@@ -18,19 +18,19 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gptrelay import frames
-from gptrelay.access import OPEN_PATHS, AccessKeys
-from gptrelay.bodies import BodyLimits
-from gptrelay.cors import Cors
+from gptrelay.auth.access import OPEN_PATHS, AccessKeys
 from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, report
+from gptrelay.http.bodies import BodyLimits
+from gptrelay.http.cors import Cors
 from gptrelay.routes import pages
 from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings, is_loopback
 from gptrelay.state import BODY_LIMITS, PAGE, SETTINGS, SWEEPER, UPSTREAM
-from gptrelay.upstream import Upstream
+from gptrelay.upstream.transport import Upstream
 from gptrelay.watchdog import ClientWatch, Sweeper
+from gptrelay.wire import frames
 
 
 def render(request: web.Request, error: RelayError) -> web.Response:
@@ -114,7 +114,7 @@ async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
 
 async def _no_early_continue(request: web.Request) -> None:
     """aiohttp would answer ``Expect: 100-continue`` before the key check; the routes answer it
-    when they read the body (``gptrelay.bodies``)."""
+    when they read the body (``gptrelay.http.bodies``)."""
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

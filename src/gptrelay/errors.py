@@ -16,10 +16,10 @@
         └── StreamCut           502  upstream_error (stream ended before [DONE])
 
 A client error found while the relay sends a request body upstream (the body
-stopped coming, or grew past the limit) is the client's: ``gptrelay.upstream``
+stopped coming, or grew past the limit) is the client's: ``gptrelay.upstream.transport``
 raises it as it is, not as an upstream failure.
 
-``gptrelay.upstream`` translates the HTTP client's exceptions into this tree;
+``gptrelay.upstream.transport`` translates the HTTP client's exceptions into this tree;
 routes raise these and never see the client's types.
 """
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from gptrelay import __version__
 from gptrelay.app import create_app
-from gptrelay.connection import AppRunner
+from gptrelay.http.connection import AppRunner
 from gptrelay.settings import Settings, mask
 
 log = logging.getLogger("gptrelay")
@@ -43,7 +43,7 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     # keepalive_timeout closes a connection with no request in progress: idle between requests,
     # or still sending its first request's headers (counted from the connection's start), so
     # idle or trickling connections cannot hold file descriptors for aiohttp's default hour.
-    # Bodies are never decompressed before the key check (gptrelay.bodies does it, bounded), and
+    # Bodies are never decompressed before the key check (gptrelay.http.bodies does it, bounded), and
     # a body left unread (a refused request's) is not drained: the connection closes instead.
     runner = AppRunner(create_app(settings), handler_cancellation=True, auto_decompress=False,
                        lingering_time=0, keepalive_timeout=settings.client_idle_timeout,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gptrelay.bodies import BodyLimits
+from gptrelay.http.bodies import BodyLimits
 from gptrelay.settings import Settings
-from gptrelay.upstream import Upstream
+from gptrelay.upstream.transport import Upstream
 from gptrelay.watchdog import Sweeper
 
 SETTINGS = web.AppKey("settings", Settings)

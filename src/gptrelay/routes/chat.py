@@ -6,12 +6,12 @@ from collections.abc import Awaitable, Sequence
 
 from aiohttp import web
 
-from gptrelay import frames
-from gptrelay.chat_request import open_chat, read_chat_request
-from gptrelay.completions import CompletionReader
 from gptrelay.errors import RelayError, report
-from gptrelay.sse import SSEDecoder
-from gptrelay.streaming import Stream
+from gptrelay.http.streaming import Stream
+from gptrelay.routes.chat_request import open_chat, read_chat_request
+from gptrelay.wire import frames
+from gptrelay.wire.completions import CompletionReader
+from gptrelay.wire.sse import SSEDecoder
 
 
 async def chat(request: web.Request) -> web.StreamResponse:

@@ -10,11 +10,11 @@ from collections.abc import Awaitable
 
 from aiohttp import web
 
-from gptrelay.chat_request import open_chat, read_chat_request
-from gptrelay.completions import DONE
 from gptrelay.errors import RelayError, report
-from gptrelay.sse import SSEDecoder
-from gptrelay.streaming import SSE_DONE, SSE_PING, Stream, sse_error
+from gptrelay.http.streaming import SSE_DONE, SSE_PING, Stream, sse_error
+from gptrelay.routes.chat_request import open_chat, read_chat_request
+from gptrelay.wire.completions import DONE
+from gptrelay.wire.sse import SSEDecoder
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
 

@@ -15,11 +15,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from gptrelay import headers as header_rules
-from gptrelay.bodies import read_raw, stream_raw
 from gptrelay.errors import BadRequest, PayloadTooLarge, RelayError, report
+from gptrelay.http import headers as header_rules
+from gptrelay.http.bodies import read_raw, stream_raw
+from gptrelay.http.streaming import SSE_PING, STREAM_HEADERS, sse_error
 from gptrelay.state import BODY_LIMITS, SETTINGS, UPSTREAM
-from gptrelay.streaming import SSE_PING, STREAM_HEADERS, sse_error
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
 SMALL_BODY = 1024 * 1024

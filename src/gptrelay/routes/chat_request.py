@@ -7,12 +7,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gptrelay.bodies import decode, read_raw
 from gptrelay.errors import BadRequest, Unprocessable
-from gptrelay.headers import USER_AGENT
+from gptrelay.http.bodies import decode, read_raw
+from gptrelay.http.headers import USER_AGENT
+from gptrelay.http.streaming import Stream
 from gptrelay.state import BODY_LIMITS, SETTINGS, UPSTREAM
-from gptrelay.streaming import Stream
-from gptrelay.upstream import UpstreamResponse
+from gptrelay.upstream.transport import UpstreamResponse
 
 # What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
 CHAT_HEADERS = (

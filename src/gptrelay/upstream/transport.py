@@ -27,7 +27,6 @@ import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from gptrelay.completions import error_code, error_message
 from gptrelay.errors import (
     RelayError,
     StreamCut,
@@ -39,6 +38,7 @@ from gptrelay.errors import (
 )
 from gptrelay.settings import Settings
 from gptrelay.watchdog import OnWait, Sweeper, Watchdog
+from gptrelay.wire.completions import error_code, error_message
 
 ERROR_BODY_LIMIT = 1024 * 1024
 # The upstream's answers to a key it does not take (OpenAI: 401 invalid_api_key, 403 for a
