@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gptrelay.auth.caller import Caller
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.settings import Settings
 from gptrelay.upstream.transport import Upstream
@@ -14,3 +15,4 @@ UPSTREAM = web.AppKey("upstream", Upstream)
 PAGE = web.AppKey("page", str)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+CALLER = web.RequestKey("caller", Caller)  # set by the front door once the key is checked

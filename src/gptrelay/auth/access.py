@@ -15,10 +15,9 @@ import hmac
 
 from aiohttp import web
 
+from gptrelay.auth.caller import ANONYMOUS, OWNER, Caller
 from gptrelay.errors import MisdirectedRequest, Unauthorized
 from gptrelay.settings import is_loopback
-
-OPEN_PATHS = frozenset({"/", "/healthz", "/favicon.ico"})
 
 
 def presented_key(request: web.Request) -> str | None:
@@ -55,18 +54,19 @@ class AccessKeys:
             found |= hmac.compare_digest(presented, known)
         return found
 
-    def check(self, request: web.Request) -> None:
-        """Raise ``Unauthorized`` (or ``MisdirectedRequest``) unless the request may pass."""
+    def check_host(self, request: web.Request) -> None:
+        """On a relay without keys, raise ``MisdirectedRequest`` unless ``Host`` names a loopback host."""
+        if self._loopback_hosts_only and not names_loopback(request.headers.get("Host")):
+            raise MisdirectedRequest("this relay has no access key, so it answers only requests "
+                                     "addressed to a loopback host (localhost, 127.0.0.1, [::1])")
+
+    def identify(self, request: web.Request) -> Caller:
+        """Who is calling; raise ``Unauthorized`` for a missing or wrong key."""
         if not self._keys:
-            if self._loopback_hosts_only and not names_loopback(request.headers.get("Host")):
-                raise MisdirectedRequest("this relay has no access key, so it answers only requests "
-                                         "addressed to a loopback host (localhost, 127.0.0.1, [::1])")
-            return
-        path = request.path
-        if path in OPEN_PATHS or path.startswith("/static/"):
-            return
+            return ANONYMOUS
         key = presented_key(request)
         if key is None:
             raise Unauthorized("missing access key: send it as 'Authorization: Bearer <key>'")
         if not self.allows(key):
             raise Unauthorized("wrong access key")
+        return OWNER

@@ -1,0 +1,112 @@
+"""The front door: one pipeline per route, built once at start::
+
+    preflight → check the request → authenticate → [admit] → handler → [account]
+
+Each route declares whether it is public (no key: the page, its files, the
+health check) and how its errors are told (``/chat``'s frames, or OpenAI's
+envelope). The door answers CORS preflights before any key check, refuses
+what no client should send (HTTP/0.9, header bytes that are not ASCII),
+finds who is calling (a ``Caller``, kept on the request as ``CALLER``),
+watches that the client takes its reply (``CLIENT_WRITE_TIMEOUT``), and is
+the one place a ``RelayError`` becomes a response. Admission (limits, quotas,
+allowlists) and accounting (usage records) take their places in this line.
+
+It wraps each handler rather than being an aiohttp middleware: a middleware
+chain costs two more coroutine calls per request, on every streamed token's path.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gptrelay.auth.access import AccessKeys
+from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, report
+from gptrelay.http.cors import Cors
+from gptrelay.state import CALLER, SWEEPER
+from gptrelay.watchdog import ClientWatch
+from gptrelay.wire import frames
+
+
+class Route(NamedTuple):
+    path: str
+    methods: tuple[str, ...]  # ("*",) for any
+    handler: Handler
+    public: bool = False  # served without a key
+    frames: bool = False  # errors as /chat frames, else in OpenAI's envelope
+
+
+def front_door(route: Route, cors: Cors, keys: AccessKeys, write_timeout: float) -> Handler:
+    """``route``'s handler behind the door."""
+    handler = route.handler
+    public = route.public
+    as_frames = route.frames
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            if request.method == "OPTIONS":
+                return cors.preflight(request)  # before any key check
+            check_request(request)
+            keys.check_host(request)
+            if public:
+                return await handler(request)
+            request[CALLER] = keys.identify(request)
+            watch = ClientWatch(request.app[SWEEPER], request, write_timeout)
+            try:
+                return await handler(request)
+            finally:
+                watch.close()
+        except RelayError as error:
+            report(error, request.method, request.path)
+            return render(request, error, as_frames)
+        except web.HTTPException as error:
+            if error.status < 400:
+                raise
+            return render(request, _http_error(request, error), as_frames)
+        except ConnectionResetError:
+            # The client went away while we wrote to it: nothing to answer, nothing to log
+            # (aiohttp drops this response quietly when it cannot be sent).
+            return web.Response(status=499)
+
+    return guarded
+
+
+def check_request(request: web.Request) -> None:
+    """Refuse what aiohttp lets through but a relay should not: HTTP/0.9 (no headers, so no key)
+    and header values that are not ASCII."""
+    if request.version < (1, 0):
+        raise BadRequest("HTTP/0.9 is not served: send an HTTP/1.x request")
+    for _, value in request.raw_headers:
+        if not value.isascii():
+            raise BadRequest("a request header holds non-ASCII bytes: send header values as ASCII")
+
+
+def render(request: web.Request, error: RelayError, as_frames: bool) -> web.Response:
+    """An error as the endpoint's clients expect it: frames, or OpenAI's envelope (or the
+    upstream's own error body). A body left unread (refused before it was read, or cut short)
+    is not waited for: the connection closes after the answer."""
+    headers = {"WWW-Authenticate": 'Bearer realm="gptrelay"'} if isinstance(error, Unauthorized) else {}
+    if as_frames:
+        headers["Content-Type"] = frames.CONTENT_TYPE
+        response = web.Response(status=error.status, body=frames.error(error.message) + frames.DONE,
+                                headers=headers)
+    elif isinstance(error, UpstreamStatus) and error.body:
+        response = web.Response(status=error.status, body=error.body,
+                                headers={"Content-Type": error.content_type})
+    else:
+        headers["Content-Type"] = "application/json"
+        response = web.Response(status=error.status, body=orjson.dumps(error.envelope()), headers=headers)
+    if not request.content.is_eof():
+        response.force_close()
+    return response
+
+
+def _http_error(request: web.Request, error: web.HTTPException) -> RelayError:
+    """An HTTP error raised in a handler (404, 405), told in the endpoint's shape."""
+    relay_error = RelayError(f"{error.reason}: {request.method} {request.path}")
+    relay_error.status = error.status
+    relay_error.type = "invalid_request_error"
+    return relay_error
