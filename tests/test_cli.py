@@ -68,6 +68,13 @@ def test_one_line_per_mistake(tmp_path: Path) -> None:
     assert any(line.startswith("gptrelay: OPENAI_BASE_URL: must be an http:// or https:// URL") for line in lines)
 
 
+@pytest.mark.parametrize("url", ["http://localhost:99999/v1", "http://localhost:abc/v1"])
+def test_a_bad_upstream_port_is_one_line(tmp_path: Path, url: str) -> None:
+    result = gptrelay("serve", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": url})
+    assert result.returncode == 2
+    assert result.stderr == f"gptrelay: OPENAI_BASE_URL: must have a port from 1 to 65535 (or none), got {url!r}\n"
+
+
 def test_missing_upstream_key(tmp_path: Path) -> None:
     result = gptrelay("serve", cwd=tmp_path)
     assert result.returncode == 2

@@ -33,6 +33,12 @@ def normalise_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be an http:// or https:// URL such as https://api.openai.com/v1, got {url!r}")
+    try:
+        good_port = parts.port != 0  # None (no port) is good
+    except ValueError:  # not a number, or beyond 65535
+        good_port = False
+    if not good_port:
+        raise ValueError(f"must have a port from 1 to 65535 (or none), got {url!r}")
     path = parts.path.rstrip("/")
     if path.endswith("/chat/completions"):
         raise ValueError(f"must be the API's base URL (…/v1), not an endpoint: {url!r}")
