@@ -68,11 +68,51 @@ def test_one_line_per_mistake(tmp_path: Path) -> None:
     assert any(line.startswith("gptrelay: OPENAI_BASE_URL: must be an http:// or https:// URL") for line in lines)
 
 
+@pytest.mark.parametrize("url", ["http://localhost:99999/v1", "http://localhost:abc/v1"])
+def test_a_bad_upstream_port_is_one_line(tmp_path: Path, url: str) -> None:
+    result = gptrelay("serve", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": url})
+    assert result.returncode == 2
+    assert result.stderr == f"gptrelay: OPENAI_BASE_URL: must have a port from 1 to 65535 (or none), got {url!r}\n"
+
+
 def test_missing_upstream_key(tmp_path: Path) -> None:
     result = gptrelay("serve", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == ("gptrelay: OPENAI_API_KEY is not set: put your upstream key in .env "
                                      "(or try `gptrelay serve --demo` without one)")
+
+
+def test_a_named_env_file_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    result = gptrelay("serve", "--env-file", "missing.env", cwd=tmp_path, env={"OPENAI_API_KEY": "sk-x"})
+    assert result.returncode == 2
+    assert result.stderr == "gptrelay: cannot read --env-file missing.env: No such file or directory\n"
+
+
+def test_unknown_names_in_the_env_file_are_a_warning_each(tmp_path: Path) -> None:
+    (tmp_path / "relay.env").write_text(
+        "OPENAI_API_KEY=sk-proj-secret.upstream.1234\n"
+        "AUTHORISATION_KEY=secret-access-key-5678\n"
+        "sk-proj-pasted.alone.9999\n"
+        "# known, in any case: the settings' names, the proxy's\n"
+        "PORT=1\nopenai_org_id=org-1\nhttps_proxy=\nNO_PROXY=localhost\nexport DEFAULT_MODEL=m\n"
+        "OPENAI_BASEURL=http://127.0.0.1:9/v1\nSOMETHING_ELSE=1\n")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port), "--env-file",
+                                "relay.env"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=CLEAN_ENV)
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process)  # warned, and started all the same
+    finally:
+        process.terminate()
+        errors = process.communicate(timeout=10)[1]
+    assert [line for line in errors.splitlines() if line.startswith("gptrelay: relay.env: ")] == [
+        "gptrelay: relay.env: unknown setting AUTHORISATION_KEY (did you mean AUTHORIZATION_KEY?)",
+        "gptrelay: relay.env: line 3 is not NAME=value, ignored",
+        "gptrelay: relay.env: unknown setting OPENAI_BASEURL (did you mean OPENAI_BASE_URL?)",
+        "gptrelay: relay.env: unknown setting SOMETHING_ELSE",
+    ]
+    assert errors.startswith("gptrelay: relay.env: unknown setting AUTHORISATION_KEY")
+    assert "secret" not in errors and "pasted" not in errors
 
 
 def test_demo_streams_and_says_it_is_simulated(start_relay) -> None:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -38,12 +40,29 @@ def run(node: str, code: str, tmp_name: str) -> subprocess.CompletedProcess[str]
         script.unlink()
 
 
-def test_readme_node_example_streams(relay: Relay, node: str) -> None:
+def test_readme_node_example_streams(relay: Relay, node: str, tmp_path: Path) -> None:
+    """Saved and run as the README says, in a directory as ``npm install openai`` leaves it: its
+    package.json names no module type, so a ``.js`` file would warn MODULE_TYPELESS_PACKAGE_JSON."""
+    readme = examples()
+    installed: list[str] = []
+    command: list[str] = []
+    for line in readme["node-run"].splitlines():
+        words = shlex.split(line)
+        if words[:2] == ["npm", "install"]:
+            installed += words[2:]
+        elif words[:1] == ["node"]:
+            command = [node, *words[1:]]
+    assert installed and command, readme["node-run"]
+    ours = json.loads((NODE_DIR / "package.json").read_text())["dependencies"]
+    (tmp_path / "package.json").write_text(json.dumps({"dependencies": {p: ours[p] for p in installed}}))
+    (tmp_path / "node_modules").symlink_to(NODE_DIR / "node_modules")
     r = relay()
-    code = localise(examples()["node-sdk"], r.url, r.key)
+    code = localise(readme["node-sdk"], r.url, r.key)
     code = code.replace('content: "Hello"', 'content: "/scenario chinese"')
-    result = run(node, code, "readme-example.mjs")
+    (tmp_path / command[-1]).write_text(code)
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
     assert result.stdout == replies.CHINESE + "\n"
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +51,36 @@ def test_curl_examples(relay: Relay, name: str) -> None:
         assert '"gpt-4o-mini"' in out
 
 
+def readme_pip_packages() -> list[str]:
+    """The packages the README tells the user to ``pip install`` for its Python examples."""
+    packages = []
+    for line in README["python-install"].splitlines():
+        words = shlex.split(strip_comment(line))
+        if words[:2] == ["pip", "install"]:
+            packages += [word for word in words[2:] if not word.startswith("-")]
+    assert packages, README["python-install"]
+    return packages
+
+
+@pytest.fixture(scope="session")
+def readme_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtual environment holding only what the README says to install (from PyPI)."""
+    venv = tmp_path_factory.mktemp("readme-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+    python = venv / "bin" / "python"
+    result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *readme_pip_packages()],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return python
+
+
+@pytest.mark.timeout(420)  # the first one sets up the virtual environment
 @pytest.mark.parametrize("name", ["python-chat", "python-chatgpt", "python-sdk"])
-def test_python_examples(relay: Relay, name: str) -> None:
+def test_python_examples(relay: Relay, readme_python: Path, tmp_path: Path, name: str) -> None:
     r = relay()
-    result = subprocess.run([sys.executable, "-c", localise(README[name], r.url, r.key)],
-                            capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    result = subprocess.run([str(readme_python), "-c", localise(README[name], r.url, r.key)],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "simulated" in result.stdout
 

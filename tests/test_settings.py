@@ -63,7 +63,8 @@ def test_base_url_is_normalised(given: str, expected: str) -> None:
     assert normalise_base_url(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["api.openai.com", "ftp://x", "https://", "https://x/v1/chat/completions"])
+@pytest.mark.parametrize("bad", ["api.openai.com", "ftp://x", "https://", "https://x/v1/chat/completions",
+                                 "http://localhost:99999/v1", "http://localhost:abc/v1", "http://localhost:0/v1"])
 def test_bad_base_url(bad: str) -> None:
     with pytest.raises(ValueError):
         normalise_base_url(bad)

@@ -6,14 +6,20 @@ never read from module globals.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from dotenv.parser import parse_stream
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+# Read from the environment by upstream.proxy_for (urllib), not by Settings; lower case too.
+PROXY_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def mask(secret: str | SecretStr | None) -> str:
@@ -33,6 +39,12 @@ def normalise_base_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be an http:// or https:// URL such as https://api.openai.com/v1, got {url!r}")
+    try:
+        good_port = parts.port != 0  # None (no port) is good
+    except ValueError:  # not a number, or beyond 65535
+        good_port = False
+    if not good_port:
+        raise ValueError(f"must have a port from 1 to 65535 (or none), got {url!r}")
     path = parts.path.rstrip("/")
     if path.endswith("/chat/completions"):
         raise ValueError(f"must be the API's base URL (…/v1), not an endpoint: {url!r}")
@@ -116,3 +128,35 @@ class Settings(BaseSettings):
             found.append(f"refusing to serve on {self.host} without an access key: set AUTHORIZATION_KEY "
                          "(or pass --allow-no-auth if something else guards this relay)")
         return found
+
+
+def environment_names() -> list[str]:
+    """The variables the relay reads, as the README names them."""
+    names = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        names += [choice for choice in choices if isinstance(choice, str)]
+    return [*names, *PROXY_NAMES]
+
+
+def unknown_in_env_file(path: str) -> list[str]:
+    """One line for each name in the ``.env`` file at ``path`` that the relay does not read, with
+    the nearest one it does. Never a value, nor a line that is not ``NAME=value``: it may be a key.
+
+    Names are not case-sensitive, and pydantic-settings also reads a setting's field name.
+    """
+    names = environment_names()
+    known = {name.upper() for name in [*names, *Settings.model_fields]}
+    found: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for binding in parse_stream(stream):
+            if binding.error or binding.key is None:
+                continue  # python-dotenv says so itself when Settings reads the file
+            if binding.value is None or not _NAME.fullmatch(binding.key):
+                found.append(f"line {binding.original.line} is not NAME=value, ignored")
+            elif binding.key.upper() not in known:
+                close = difflib.get_close_matches(binding.key.upper(), names, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                found.append(f"unknown setting {binding.key}{hint}")
+    return list(dict.fromkeys(found))

@@ -7,10 +7,11 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from pydantic import ValidationError
 
 from gptrelay import __version__
-from gptrelay.settings import Settings
+from gptrelay.settings import Settings, unknown_in_env_file
 
 FLAGS = {"host": "--host", "port": "--port", "workers": "--workers"}
 
@@ -31,8 +32,24 @@ def describe(error: ValidationError) -> list[str]:
     return lines
 
 
-def load_settings(env_file: str | None, **overrides: Any) -> Settings:
+def check_env_file(env_file: str, named: bool) -> None:
+    """Warn of each name in ``env_file`` that the relay does not read. A file named on the command
+    line must exist; the default ``.env`` need not."""
+    try:
+        unknown = unknown_in_env_file(env_file)
+    except OSError as error:
+        if not named:
+            return  # Settings reads what it can, as it always has
+        click.echo(f"gptrelay: cannot read --env-file {env_file}: {error.strerror}", err=True)
+        sys.exit(2)
+    for line in unknown:
+        click.echo(f"gptrelay: {env_file}: {line}", err=True)
+
+
+def load_settings(env_file: str | None, env_file_named: bool = False, **overrides: Any) -> Settings:
     """Flags over environment over ``.env``; exits with one line per mistake."""
+    if env_file is not None:
+        check_env_file(env_file, env_file_named)
     given = {name: value for name, value in overrides.items() if value is not None and value is not False}
     try:
         settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
@@ -76,7 +93,8 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
       gptrelay serve --host 0.0.0.0 --port 8080
       gptrelay serve --demo               # try it without an OpenAI key
     """
-    settings = load_settings(env_file, host=host, port=port, workers=workers,
+    named = click.get_current_context().get_parameter_source("env_file") is not ParameterSource.DEFAULT
+    settings = load_settings(env_file, named, host=host, port=port, workers=workers,
                              allow_no_auth=allow_no_auth, demo=demo)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from gptrelay.server import run
