@@ -31,8 +31,13 @@ def describe(error: ValidationError) -> list[str]:
     return lines
 
 
-def load_settings(env_file: str | None, **overrides: Any) -> Settings:
-    """Flags over environment over ``.env``; exits with one line per mistake."""
+def load_settings(env_file: str | None, serving: bool = True, **overrides: Any) -> Settings:
+    """Flags over environment over ``.env``; exits with one line per mistake.
+
+    ``serving=False`` skips what only stops a relay from serving (no upstream key,
+    a public bind without an access key): the commands that manage keys or read
+    usage need neither.
+    """
     given = {name: value for name, value in overrides.items() if value is not None and value is not False}
     try:
         settings = Settings(_env_file=env_file, **given)  # type: ignore[call-arg]
@@ -40,7 +45,7 @@ def load_settings(env_file: str | None, **overrides: Any) -> Settings:
         for line in describe(error):
             click.echo(f"gptrelay: {line}", err=True)
         sys.exit(2)
-    problems = settings.problems()
+    problems = settings.problems() if serving else []
     for line in problems:
         click.echo(f"gptrelay: {line}", err=True)
     if problems:
