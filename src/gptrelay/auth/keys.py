@@ -35,7 +35,7 @@ _DURATION = re.compile(r"(\d{1,9})\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+")
 MAX_TTL = timedelta(days=36500)
-LIMITS = ("rpm", "tpm", "daily_tokens", "monthly_tokens")
+LIMITS = ("rpm", "tpm", "daily_tokens", "monthly_tokens")  # gptrelay.cli.keys has the same names
 
 
 def new_key() -> str:

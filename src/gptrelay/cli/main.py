@@ -10,6 +10,7 @@ import click
 from pydantic import ValidationError
 
 from gptrelay import __version__
+from gptrelay.cli.keys import keys
 from gptrelay.settings import Settings
 
 FLAGS = {"host": "--host", "port": "--port", "workers": "--workers"}
@@ -88,6 +89,8 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
 
     run(settings)
 
+
+main.add_command(keys)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
