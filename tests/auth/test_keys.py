@@ -161,3 +161,22 @@ def test_durations_and_dates() -> None:
     assert parse_when("2026-12-31T20:00:00+02:00") == datetime(2026, 12, 31, 18, tzinfo=UTC)
     with pytest.raises(BadRequest, match="bad date"):
         parse_when("next tuesday")
+
+
+def test_concurrent_changes_from_several_engines_all_land(database_url: str) -> None:
+    asyncio.run(migrate(database_url))
+
+    async def together() -> tuple[int, list[str]]:
+        engines = [create_engine(database_url) for _ in range(4)]
+        stores = [KeyStore(engine) for engine in engines]
+        try:
+            await asyncio.gather(*(stores[i % 4].create(f"k{i}", KeyFields(rpm=i + 1)) for i in range(20)))
+            await asyncio.gather(*(stores[i % 4].update(f"k{i}", KeyFields(tpm=5)) for i in range(20)))
+            return await stores[0].change_counter(), [r.name for r in await stores[1].list()]
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+    counter, names = asyncio.run(together())
+    assert counter == 40
+    assert sorted(names) == sorted(f"k{i}" for i in range(20))
