@@ -12,6 +12,7 @@ import asyncio
 import os
 import ssl
 import threading
+import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ SETTING_NAMES = (
     "SERVER_PORT", "PORT", "DEFAULT_MODEL", "CORS_ORIGINS", "WORKERS", "ACCESS_LOG", "ALLOW_NO_AUTH",
     "GPTRELAY_DEMO", "MAX_BODY_SIZE", "MAX_UPLOAD_SIZE", "KEEPALIVE_INTERVAL",
     "UPSTREAM_CONNECT_TIMEOUT", "UPSTREAM_FIRST_BYTE_TIMEOUT", "UPSTREAM_READ_TIMEOUT", "CLIENT_IDLE_TIMEOUT",
-    "CLIENT_BODY_TIMEOUT", "CLIENT_WRITE_TIMEOUT",
+    "CLIENT_BODY_TIMEOUT", "CLIENT_WRITE_TIMEOUT", "DATABASE_URL", "REDIS_URL", "ADMIN_KEY",
 )
 for _name in SETTING_NAMES:
     os.environ.pop(_name, None)
@@ -146,3 +147,45 @@ def relay(loop_thread: LoopThread, fake_upstream: RunningFake) -> Iterator[Calla
     yield make
     for runner in runners:
         loop_thread.run(runner.cleanup())
+
+
+# PostgreSQL for the storage tests: TEST_POSTGRES_URL names a database to connect to for creating
+# and dropping one database per test (.ci/run starts the server; without one these tests skip).
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def _postgres_admin() -> str:
+    import asyncpg
+
+    async def check() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(check())
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); "
+                    "start it, or set TEST_POSTGRES_URL")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(_postgres_admin: str) -> Iterator[str]:
+    """``postgresql://…/gptrelay_test_…``: an empty database made for this test, dropped after it."""
+    import asyncpg
+
+    name = f"gptrelay_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(_postgres_admin, timeout=5)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _postgres_admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

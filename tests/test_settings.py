@@ -127,3 +127,15 @@ def test_open_file_limit_is_raised_to_the_hard_limit() -> None:
     finally:
         with contextlib.suppress(ValueError):  # a raised hard limit cannot always be put back
             resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_storage_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = make(tmp_path, {}, monkeypatch)
+    assert (s.database_url, s.redis_url, s.admin_key) == ("sqlite:///gptrelay.db", None, None)
+    s = make(tmp_path, {"DATABASE_URL": "postgresql://u:p@db/relay", "REDIS_URL": "redis://cache:6379/0",
+                        "ADMIN_KEY": "admin-secret-value"}, monkeypatch)
+    assert (s.database_url, s.redis_url) == ("postgresql://u:p@db/relay", "redis://cache:6379/0")
+    assert s.admin_key is not None and s.admin_key.get_secret_value() == "admin-secret-value"
+    assert "admin-secret-value" not in repr(s)
+    s = make(tmp_path, {"REDIS_URL": "", "ADMIN_KEY": " "}, monkeypatch)
+    assert s.redis_url is None and s.admin_key is None

@@ -9,11 +9,17 @@
     │   ├── ExpectationFailed   417  invalid_request_error
     │   └── MisdirectedRequest  421  invalid_request_error (a Host a keyless relay does not serve)
     ├── Unauthorized            401  invalid_request_error / invalid_api_key
+    ├── NotFound                404  invalid_request_error / not_found (an access key no one made)
+    ├── Conflict                409  invalid_request_error / conflict (an access key's name already taken)
+    ├── StorageError            503  storage_error (the database is missing a driver, unreachable or failing)
     ├── UpstreamStatus          the upstream's own status, message and body
     │   └── UpstreamKeyRefused  the upstream's 401/403, in the relay's words (never the upstream's)
     └── UpstreamError           502  upstream_error (unreachable, connection lost)
         ├── UpstreamTimeout     504  upstream_timeout
         └── StreamCut           502  upstream_error (stream ended before [DONE])
+
+``gptrelay.db`` turns the database driver's exceptions into ``StorageError``;
+its message names the database by its URL with the password masked.
 
 A client error found while the relay sends a request body upstream (the body
 stopped coming, or grew past the limit) is the client's: ``gptrelay.upstream.transport``
@@ -85,6 +91,23 @@ class Unauthorized(RelayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class NotFound(RelayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class Conflict(RelayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+class StorageError(RelayError):
+    status = 503
+    type = "storage_error"
 
 
 class UpstreamStatus(RelayError):

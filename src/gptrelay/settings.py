@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     allow_no_auth: bool = Field(False, validation_alias="ALLOW_NO_AUTH")
     demo: bool = Field(False, validation_alias="GPTRELAY_DEMO")
 
+    database_url: str = Field("sqlite:///gptrelay.db", min_length=1, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    admin_key: SecretStr | None = Field(None, validation_alias="ADMIN_KEY")
+
     @field_validator("openai_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -109,7 +113,8 @@ class Settings(BaseSettings):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
         return value
 
-    @field_validator("openai_api_key", "authorization_key", "openai_organization", "openai_project", mode="before")
+    @field_validator("openai_api_key", "authorization_key", "openai_organization", "openai_project",
+                     "redis_url", "admin_key", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

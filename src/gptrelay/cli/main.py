@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from gptrelay import __version__
+from gptrelay.cli.keys import keys
 from gptrelay.settings import Settings, unknown_in_env_file
 
 FLAGS = {"host": "--host", "port": "--port", "workers": "--workers"}
@@ -46,8 +47,14 @@ def check_env_file(env_file: str, named: bool) -> None:
         click.echo(f"gptrelay: {env_file}: {line}", err=True)
 
 
-def load_settings(env_file: str | None, env_file_named: bool = False, **overrides: Any) -> Settings:
-    """Flags over environment over ``.env``; exits with one line per mistake."""
+def load_settings(env_file: str | None, env_file_named: bool = False, serving: bool = True,
+                  **overrides: Any) -> Settings:
+    """Flags over environment over ``.env``; exits with one line per mistake.
+
+    ``serving=False`` skips what only stops a relay from serving (no upstream key,
+    a public bind without an access key): the commands that manage keys or read
+    usage need neither.
+    """
     if env_file is not None:
         check_env_file(env_file, env_file_named)
     given = {name: value for name, value in overrides.items() if value is not None and value is not False}
@@ -57,7 +64,7 @@ def load_settings(env_file: str | None, env_file_named: bool = False, **override
         for line in describe(error):
             click.echo(f"gptrelay: {line}", err=True)
         sys.exit(2)
-    problems = settings.problems()
+    problems = settings.problems() if serving else []
     for line in problems:
         click.echo(f"gptrelay: {line}", err=True)
     if problems:
@@ -101,6 +108,8 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
 
     run(settings)
 
+
+main.add_command(keys)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

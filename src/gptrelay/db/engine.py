@@ -1,0 +1,125 @@
+"""An async SQLAlchemy engine from ``DATABASE_URL``, chosen by its scheme.
+
+``sqlite:///path`` (relative to the working directory; ``sqlite:////abs/path``
+for an absolute one) runs on aiosqlite, in WAL mode with a busy timeout so
+relays and the CLI can share the file. ``postgresql://`` and ``postgres://``
+run on asyncpg. A missing driver, an unknown scheme or an unreachable
+database is a ``StorageError`` of one line, naming the URL with its password
+masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gptrelay.errors import StorageError
+
+BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_S = 10.0
+
+_DRIVERS = {"sqlite": ("sqlite+aiosqlite", "aiosqlite"), "postgresql": ("postgresql+asyncpg", "asyncpg"),
+            "postgres": ("postgresql+asyncpg", "asyncpg")}
+_PASSWORD = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@]*):[^@/]*@", re.I)
+
+
+def masked(url: str) -> str:
+    """The URL with its password, if any, replaced by ``***``."""
+    return _PASSWORD.sub(r"\1:***@", url.strip())
+
+
+def async_url(url: str) -> URL:
+    """``sqlite:///x.db`` → ``sqlite+aiosqlite:///x.db``; ``postgres://…`` → ``postgresql+asyncpg://…``."""
+    try:
+        parsed = make_url(url.strip())
+    except ArgumentError:
+        raise StorageError(f"DATABASE_URL is not a database URL: {masked(url)!r} "
+                           "(use sqlite:///gptrelay.db or postgresql://user:pass@host:5432/db)") from None
+    scheme = parsed.drivername.split("+")[0]
+    if scheme not in _DRIVERS:
+        raise StorageError(f"DATABASE_URL {masked(url)}: unsupported database {scheme!r} "
+                           "(use sqlite:///path or postgresql://user:pass@host:5432/db)")
+    drivername, _ = _DRIVERS[scheme]
+    if "+" in parsed.drivername and parsed.drivername != drivername:
+        raise StorageError(f"DATABASE_URL {masked(url)}: the relay runs on {drivername}, not {parsed.drivername}")
+    if scheme == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise StorageError(f"DATABASE_URL {masked(url)}: SQLite needs a file, such as sqlite:///gptrelay.db")
+    return parsed.set(drivername=drivername)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection)."""
+    target = async_url(url)
+    _, module = _DRIVERS[target.drivername.split("+")[0]]
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if target.drivername.startswith("postgresql"):
+        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
+    else:
+        options["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+    try:
+        engine = create_async_engine(target, **options)
+    except (ImportError, NoSuchModuleError):
+        raise StorageError(f"DATABASE_URL {masked(url)} needs the {module} driver: "
+                           f"pip install {module}") from None
+    if target.drivername.startswith("sqlite"):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def describe(url: str, error: BaseException) -> StorageError:
+    """The driver's exception as one line naming the database (password masked)."""
+    if isinstance(error, StorageError):
+        return error
+    original = getattr(error, "orig", None) or error
+    detail = " ".join(str(original).split()) or type(original).__name__
+    if isinstance(error, TimeoutError):
+        detail = f"no answer within {CONNECT_TIMEOUT_S:g} seconds"
+    return StorageError(f"database {masked(url)}: {detail}")
+
+
+FAILURES = (DBAPIError, OSError, TimeoutError)
+
+
+@asynccontextmanager
+async def storage_errors(url: str) -> AsyncIterator[None]:
+    """Turn the driver's failures inside the block into ``StorageError``."""
+    try:
+        yield
+    except FAILURES as error:
+        raise describe(url, error) from None
+
+
+async def connected(url: str) -> AsyncEngine:
+    """An engine whose database answered ``SELECT 1``, or a ``StorageError``."""
+    engine = create_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite and engine.url.database and not Path(engine.url.database).resolve().parent.is_dir():
+        raise StorageError(f"database {masked(url)}: the folder {Path(engine.url.database).parent} does not exist")
+    try:
+        async with storage_errors(url), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except BaseException:
+        await engine.dispose()
+        if sqlite:
+            # After a failed connect, aiosqlite stops its worker thread through a future it does not
+            # await; the loop must outlive that future (asyncio.run's loop closes right after us).
+            await asyncio.sleep(0.05)
+        raise
+    return engine
