@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -121,7 +122,9 @@ class RunningRelay:
 
 
 def relay_settings(fake: RunningFake | None, **overrides: Any) -> Settings:
+    """Settings for a test relay: in front of ``fake``, with a database of its own."""
     values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tempfile.mkdtemp(prefix='gptrelay-test-')}/relay.db",
         "openai_api_key": UPSTREAM_KEY,
         "openai_base_url": fake.url if fake else "http://127.0.0.1:9/v1",
         "authorization_key": ACCESS_KEY,

@@ -14,7 +14,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gptrelay.auth.access import AccessKeys
+from gptrelay.auth.keycache import KeyCache
+from gptrelay.auth.keys import KeyStore
+from gptrelay.db.engine import connected
+from gptrelay.db.schema import migrate
 from gptrelay.door import Route, front_door
+from gptrelay.errors import RefusedStart
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.http.cors import Cors
 from gptrelay.routes import pages
@@ -22,7 +27,7 @@ from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings, is_loopback
-from gptrelay.state import BODY_LIMITS, PAGE, SETTINGS, SWEEPER, UPSTREAM
+from gptrelay.state import ACCESS_KEYS, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
 from gptrelay.upstream.transport import Upstream
 from gptrelay.watchdog import Sweeper
 
@@ -38,6 +43,33 @@ async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
 async def _no_early_continue(request: web.Request) -> None:
     """aiohttp would answer ``Expect: 100-continue`` before the key check; the routes answer it
     when they read the body (``gptrelay.http.bodies``)."""
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    """The database, migrated, and its access keys cached in memory for the key check."""
+    settings = app[SETTINGS]
+    await migrate(settings.database_url)
+    engine = await connected(settings.database_url)
+    store = KeyStore(engine)
+    cache = KeyCache(store)
+    try:
+        await cache.start()
+    except BaseException:
+        await engine.dispose()
+        raise
+    app[KEY_STORE] = store
+    keys = app[ACCESS_KEYS]
+    keys.named = cache
+    if not keys.required and not is_loopback(settings.host) and not settings.allow_no_auth:
+        await cache.close()
+        await engine.dispose()
+        raise RefusedStart(f"refusing to serve on {settings.host} without an access key: set AUTHORIZATION_KEY "
+                           "or make a key with `gptrelay keys create` (or pass --allow-no-auth if something "
+                           "else guards this relay)")
+    yield
+    keys.named = None
+    await cache.close()
+    await engine.dispose()
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -87,6 +119,8 @@ def create_app(settings: Settings) -> web.Application:
     cors.install(app)
     app[SETTINGS] = settings
     app[PAGE] = pages.page_html(settings.default_model)
+    app[ACCESS_KEYS] = keys
+    app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_resources)
 
     def add(route: Route, method: str) -> None:

@@ -12,6 +12,7 @@
     ├── NotFound                404  invalid_request_error / not_found (an access key no one made)
     ├── Conflict                409  invalid_request_error / conflict (an access key's name already taken)
     ├── StorageError            503  storage_error (the database is missing a driver, unreachable or failing)
+    ├── RefusedStart            a configuration the relay will not serve with (told in one line at start)
     ├── UpstreamStatus          the upstream's own status, message and body
     │   └── UpstreamKeyRefused  the upstream's 401/403, in the relay's words (never the upstream's)
     └── UpstreamError           502  upstream_error (unreachable, connection lost)
@@ -103,6 +104,10 @@ class Conflict(RelayError):
     status = 409
     type = "invalid_request_error"
     code = "conflict"
+
+
+class RefusedStart(RelayError):
+    """A configuration the relay will not serve with (found at start, told in one line)."""
 
 
 class StorageError(RelayError):

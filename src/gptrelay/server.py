@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gptrelay import __version__
 from gptrelay.app import create_app
+from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
 from gptrelay.settings import Settings, mask
 
@@ -48,7 +49,12 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     runner = AppRunner(create_app(settings), handler_cancellation=True, auto_decompress=False,
                        lingering_time=0, keepalive_timeout=settings.client_idle_timeout,
                        access_log=log if settings.access_log else None)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except (RefusedStart, StorageError) as error:  # a configuration to fix: one line, status 2
+        await runner.cleanup()
+        print(f"gptrelay: {error.message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)
     try:
         await site.start()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gptrelay.auth.access import AccessKeys
 from gptrelay.auth.caller import Caller
+from gptrelay.auth.keys import KeyStore
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.settings import Settings
 from gptrelay.upstream.transport import Upstream
@@ -15,4 +17,6 @@ UPSTREAM = web.AppKey("upstream", Upstream)
 PAGE = web.AppKey("page", str)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
+ACCESS_KEYS = web.AppKey("access_keys", AccessKeys)
+KEY_STORE = web.AppKey("key_store", KeyStore)
 CALLER = web.RequestKey("caller", Caller)  # set by the front door once the key is checked

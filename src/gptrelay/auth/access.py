@@ -12,10 +12,13 @@ A relay without keys serves only on loopback, and there only requests whose
 from __future__ import annotations
 
 import hmac
+import time
 
 from aiohttp import web
 
 from gptrelay.auth.caller import ANONYMOUS, OWNER, Caller
+from gptrelay.auth.keycache import KeyCache
+from gptrelay.auth.keys import PREFIX as KEY_PREFIX
 from gptrelay.errors import MisdirectedRequest, Unauthorized
 from gptrelay.settings import is_loopback
 
@@ -37,15 +40,21 @@ def names_loopback(host: str | None) -> bool:
 
 
 class AccessKeys:
+    """The owner's key (``AUTHORIZATION_KEY``, compared in constant time) and the database's
+    named keys (``named``, a cache attached at start, looked up by hash)."""
+
     def __init__(self, keys: tuple[str, ...], loopback_hosts_only: bool = False) -> None:
         self._keys = tuple(key.encode() for key in keys)
-        self._loopback_hosts_only = loopback_hosts_only and not keys
+        self._loopback_hosts_only = loopback_hosts_only
+        self.named: KeyCache | None = None
 
     @property
     def required(self) -> bool:
-        return bool(self._keys)
+        """Whether requests need a key: there is the owner's, or any in the database."""
+        return bool(self._keys) or (self.named is not None and not self.named.empty)
 
     def allows(self, key: str | None) -> bool:
+        """Whether ``key`` is the owner's."""
         if key is None:
             return False
         presented = key.encode("utf-8", "surrogateescape")  # (aiohttp keeps undecodable bytes so)
@@ -56,17 +65,23 @@ class AccessKeys:
 
     def check_host(self, request: web.Request) -> None:
         """On a relay without keys, raise ``MisdirectedRequest`` unless ``Host`` names a loopback host."""
-        if self._loopback_hosts_only and not names_loopback(request.headers.get("Host")):
+        if self._loopback_hosts_only and not self.required and not names_loopback(request.headers.get("Host")):
             raise MisdirectedRequest("this relay has no access key, so it answers only requests "
                                      "addressed to a loopback host (localhost, 127.0.0.1, [::1])")
 
     def identify(self, request: web.Request) -> Caller:
-        """Who is calling; raise ``Unauthorized`` for a missing or wrong key."""
-        if not self._keys:
+        """Who is calling; raise ``Unauthorized`` for a missing, wrong, revoked or expired key
+        (alike: the answer does not tell which)."""
+        if not self.required:
             return ANONYMOUS
         key = presented_key(request)
         if key is None:
             raise Unauthorized("missing access key: send it as 'Authorization: Bearer <key>'")
-        if not self.allows(key):
-            raise Unauthorized("wrong access key")
-        return OWNER
+        if self.allows(key):
+            return OWNER
+        named = self.named
+        if named is not None and key.startswith(KEY_PREFIX):
+            caller = named.find(key)
+            if caller is not None and caller.usable(time.time()):
+                return caller
+        raise Unauthorized("wrong access key")

@@ -271,6 +271,12 @@ class KeyStore:
             row = (await connection.execute(select(access_keys).where(access_keys.c.key_hash == key_hash))).first()
             return None if row is None else KeyRecord.from_row(row)
 
+    async def hashed(self) -> dict[str, KeyRecord]:
+        """Every key by its hash, revoked and expired ones too (for a cache of them)."""
+        async with storage_errors(self._url), self.engine.connect() as connection:
+            rows = await connection.execute(select(access_keys))
+            return {row._mapping["key_hash"]: KeyRecord.from_row(row) for row in rows}
+
     async def change_counter(self) -> int:
         """A number that grows with every change to any key: poll it, reload the keys when it moved."""
         async with storage_errors(self._url), self.engine.connect() as connection:

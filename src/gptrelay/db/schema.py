@@ -10,6 +10,7 @@ one query, without loading Alembic (revision ids are the files' numbers).
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ def head() -> str:
 
 
 def _upgrade(connection: Connection) -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are not the operator's news
     from alembic import command
 
     command.upgrade(_config(connection), "head")
