@@ -24,6 +24,7 @@ from aiohttp import web
 from gptrelay.fake import FakeUpstream
 from gptrelay.server import start
 from gptrelay.settings import Settings
+from tests.helpers import run_async
 
 T = TypeVar("T")
 
@@ -166,7 +167,7 @@ def _postgres_admin() -> str:
         await connection.close()
 
     try:
-        asyncio.run(check())
+        run_async(check())
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); "
                     "start it, or set TEST_POSTGRES_URL")
@@ -187,8 +188,8 @@ def postgres_url(_postgres_admin: str) -> Iterator[str]:
         finally:
             await connection.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    run_async(admin(f'CREATE DATABASE "{name}"'))
     try:
         yield _postgres_admin.rsplit("/", 1)[0] + "/" + name
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

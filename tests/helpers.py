@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import socket
 import subprocess
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
+
+T = TypeVar("T")
 
 
 def user(text: str) -> dict[str, Any]:
@@ -156,3 +161,10 @@ def raw_exchange(url: str, request: bytes, timeout: float = 10) -> RawReply:
     with connect(url, timeout) as s:
         s.sendall(request)
         return read_reply(s)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)`` in a thread of its own: the browser tests' Playwright (sync API) keeps
+    an event loop running in the main thread, where ``asyncio.run`` refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -18,6 +18,7 @@ from gptrelay.db.engine import create_engine
 from gptrelay.db.schema import migrate
 from gptrelay.db.tables import access_keys
 from gptrelay.errors import BadRequest, Conflict, NotFound
+from tests.helpers import run_async
 
 T = TypeVar("T")
 Run = Callable[[Callable[[KeyStore], Awaitable[T]]], T]
@@ -37,7 +38,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def run(database_url: str) -> Iterator[Callable[[Callable[[KeyStore], Awaitable[object]]], object]]:
     """``run(lambda store: store.create(...))``: a fresh store on a migrated database, in a loop of its own."""
-    asyncio.run(migrate(database_url))
+    run_async(migrate(database_url))
 
     def call(action: Callable[[KeyStore], Awaitable[object]]) -> object:
         async def go() -> object:
@@ -47,7 +48,7 @@ def run(database_url: str) -> Iterator[Callable[[Callable[[KeyStore], Awaitable[
             finally:
                 await engine.dispose()
 
-        return asyncio.run(go())
+        return run_async(go())
 
     yield call
 
@@ -164,7 +165,7 @@ def test_durations_and_dates() -> None:
 
 
 def test_concurrent_changes_from_several_engines_all_land(database_url: str) -> None:
-    asyncio.run(migrate(database_url))
+    run_async(migrate(database_url))
 
     async def together() -> tuple[int, list[str]]:
         engines = [create_engine(database_url) for _ in range(4)]
@@ -177,6 +178,6 @@ def test_concurrent_changes_from_several_engines_all_land(database_url: str) -> 
             for engine in engines:
                 await engine.dispose()
 
-    counter, names = asyncio.run(together())
+    counter, names = run_async(together())
     assert counter == 40
     assert sorted(names) == sorted(f"k{i}" for i in range(20))

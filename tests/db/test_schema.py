@@ -18,6 +18,7 @@ from gptrelay.db.engine import connected, masked
 from gptrelay.db.schema import head, migrate, revision
 from gptrelay.db.tables import changes, metadata
 from gptrelay.errors import StorageError
+from tests.helpers import run_async
 
 
 def alembic_head() -> str | None:
@@ -46,7 +47,7 @@ def schema_differences(url: str) -> list[object]:
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def change_counter(url: str) -> int:
@@ -58,17 +59,17 @@ def change_counter(url: str) -> int:
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def check_migrates_twice(url: str) -> None:
-    assert asyncio.run(revision(url)) is None
-    asyncio.run(migrate(url))
-    assert asyncio.run(revision(url)) == head() == "0001" == alembic_head()
+    assert run_async(revision(url)) is None
+    run_async(migrate(url))
+    assert run_async(revision(url)) == head() == "0001" == alembic_head()
     assert schema_differences(url) == []
     assert change_counter(url) == 0
-    asyncio.run(migrate(url))  # a no-op: same revision, the counter's one row still alone
-    assert asyncio.run(revision(url)) == "0001"
+    run_async(migrate(url))  # a no-op: same revision, the counter's one row still alone
+    assert run_async(revision(url)) == "0001"
     assert change_counter(url) == 0
 
 
@@ -82,14 +83,14 @@ def test_migrates_an_empty_sqlite_file_twice(tmp_path: Path) -> None:
 
 def test_a_relative_sqlite_path_is_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    asyncio.run(migrate("sqlite:///gptrelay.db"))
+    run_async(migrate("sqlite:///gptrelay.db"))
     assert (tmp_path / "gptrelay.db").is_file()
 
 
 def test_migrates_an_empty_postgresql_database_twice(postgres_url: str) -> None:
     check_migrates_twice(postgres_url)
     check = postgres_url.replace("postgresql://", "postgres://")  # Heroku's spelling works too
-    assert asyncio.run(revision(check)) == "0001"
+    assert run_async(revision(check)) == "0001"
 
 
 def test_relays_starting_together_migrate_one_at_a_time(tmp_path: Path) -> None:
@@ -98,8 +99,8 @@ def test_relays_starting_together_migrate_one_at_a_time(tmp_path: Path) -> None:
     async def together() -> None:
         await asyncio.gather(*(migrate(url) for _ in range(4)))
 
-    asyncio.run(together())
-    assert asyncio.run(revision(url)) == "0001"
+    run_async(together())
+    assert run_async(revision(url)) == "0001"
     assert change_counter(url) == 0
 
 
@@ -119,7 +120,7 @@ def test_masks_the_password() -> None:
 ])
 def test_a_database_that_cannot_be_used_is_one_line(url: str, expected: str) -> None:
     with pytest.raises(StorageError) as raised:
-        asyncio.run(migrate(url))
+        run_async(migrate(url))
     message = raised.value.message
     assert expected in message
     assert "\n" not in message and "s3cret" not in message
