@@ -9,6 +9,7 @@
     │   ├── ExpectationFailed   417  invalid_request_error
     │   └── MisdirectedRequest  421  invalid_request_error (a Host a keyless relay does not serve)
     ├── Unauthorized            401  invalid_request_error / invalid_api_key
+    ├── LimiterUnavailable      503  server_error / limiter_unavailable (REDIS_FAILURE_POLICY=closed, Redis down)
     ├── UpstreamStatus          the upstream's own status, message and body
     │   └── UpstreamKeyRefused  the upstream's 401/403, in the relay's words (never the upstream's)
     └── UpstreamError           502  upstream_error (unreachable, connection lost)
@@ -85,6 +86,13 @@ class Unauthorized(RelayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class LimiterUnavailable(RelayError):
+    """The shared rate-limit counters (Redis) cannot be reached, and the relay is told to refuse then."""
+
+    status = 503
+    code = "limiter_unavailable"
 
 
 class UpstreamStatus(RelayError):
