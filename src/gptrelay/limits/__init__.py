@@ -9,5 +9,10 @@ __all__ = ["WINDOW", "Limiter", "MemoryLimiter", "limiter_for"]
 
 
 def limiter_for(redis_url: str | None, fail_open: bool) -> Limiter:
-    """The process's own limiter (Redis's comes next)."""
+    """Redis's limiter when ``redis_url`` is set (admitting or refusing every request while Redis
+    cannot be reached, as ``fail_open`` says), else the process's own."""
+    if redis_url:
+        from gptrelay.limits.redis import RedisLimiter  # imports the Redis client only when used
+
+        return RedisLimiter(redis_url, fail_open=fail_open)
     return MemoryLimiter()
