@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import redis.exceptions
 from redis import Redis
 
 from gptrelay.errors import LimiterUnavailable
@@ -254,6 +255,33 @@ def test_the_warning_comes_again_after_30_seconds(caplog: pytest.LogCaptureFixtu
     caplog.set_level(logging.WARNING, "gptrelay")
     run(go())
     assert len(warnings_of(caplog)) == 3  # at 0, 30 and 60 s
+
+
+@needs_redis
+def test_a_failure_then_the_recovery_are_told_once(prefix: str, caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+
+    async def go() -> list[int | None]:
+        limiter = RedisLimiter(URL, prefix=prefix, clock=lambda: now[0])
+        script = limiter._admit
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+        results = []
+        try:
+            for step in range(6):  # down, back, down, back, ... within 30 s
+                now[0] = step * 2.0
+                limiter._admit = down if step % 2 == 0 else script  # type: ignore[assignment]
+                results.append(await limiter.admit("k", 2, None))
+        finally:
+            await limiter.close()
+        return results
+
+    caplog.set_level(logging.WARNING, "gptrelay")
+    assert run(go()) == [None, None, None, None, None, 60]  # admitted while down, counted when not
+    assert [r.getMessage().split(" (")[0] for r in warnings_of(caplog)] == [
+        f"rate limits: Redis at {URL} cannot be reached", f"rate limits: Redis at {URL} is reachable again"]
 
 
 class Silent:

@@ -205,10 +205,10 @@ class RedisLimiter:
     def _failed(self, error: BaseException) -> None:
         now = self._clock()
         self._paused_until = now + PAUSE
-        self._failing = True
         if now - self._warned_at < WARN_EVERY:
             return
         self._warned_at = now
+        self._failing = True  # so the recovery is told too, once per warning
         why = str(error) or f"no answer within {self._deadline:g} s"
         if self._password:
             why = why.replace(self._password, "****")
