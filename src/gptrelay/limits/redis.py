@@ -199,8 +199,8 @@ class RedisLimiter:
     def _unavailable(self) -> None:
         """Admit (return) or refuse (raise), as the policy says."""
         if not self._fail_open:
-            raise LimiterUnavailable("the rate limits cannot be checked right now (their store is unreachable); "
-                                 "try again in a few seconds")
+            raise LimiterUnavailable("the rate limits cannot be checked right now (their store is "
+                                     "unreachable); try again in a few seconds")
 
     def _failed(self, error: BaseException) -> None:
         now = self._clock()
