@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gptrelay.limits import MemoryLimiter, limiter_for
 
 
@@ -178,3 +181,48 @@ def test_200_at_once_against_rpm_50_admit_exactly_50() -> None:
 def test_limiter_for_without_redis_is_the_memory_one() -> None:
     assert isinstance(limiter_for(None, True), MemoryLimiter)
     assert isinstance(limiter_for("", False), MemoryLimiter)
+
+
+Step = tuple[str, float, int | None, int | None, int]  # (what, seconds later, rpm, tpm, tokens)
+steps = st.lists(st.tuples(
+    st.sampled_from(["admit", "admit", "spend"]),
+    # Quarters of a second are exact in binary, and these sums land on the window's edges often.
+    st.one_of(st.sampled_from([0.0, 0.25, 1.0, 15.0, 29.75, 30.0, 59.75, 60.0]),
+              st.integers(0, 120).map(lambda quarters: quarters / 4)),
+    st.one_of(st.none(), st.integers(1, 4)),
+    st.one_of(st.none(), st.integers(1, 60)),
+    st.integers(1, 30),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps)
+def test_every_answer_agrees_with_a_plain_recount(script: list[Step]) -> None:
+    """Against a model that keeps everything and recounts: admitted exactly when the limits allow
+    it, and Retry-After the first whole second at which they would."""
+    clock = Clock(0.0)
+    limiter = MemoryLimiter(clock)
+    admitted: list[float] = []
+    spent: list[tuple[float, int]] = []
+
+    def allowed(at: float, rpm: int | None, tpm: int | None) -> bool:
+        requests = sum(1 for t in admitted if t > at - 60)
+        tokens = sum(n for t, n in spent if t > at - 60)
+        return (rpm is None or requests < rpm) and (tpm is None or tokens < tpm)
+
+    for what, later, rpm, tpm, tokens in script:
+        clock.now += later
+        now = clock.now
+        if what == "spend":
+            spend(limiter, "k", tokens)
+            spent.append((now, tokens))
+            continue
+        wait = admit(limiter, "k", rpm, tpm)
+        if wait is None:
+            assert allowed(now, rpm, tpm)
+            if rpm is not None:
+                admitted.append(now)
+        else:
+            assert not allowed(now, rpm, tpm)
+            assert wait >= 1 and allowed(now + wait, rpm, tpm)
+            assert wait == 1 or not allowed(now + wait - 1, rpm, tpm)
