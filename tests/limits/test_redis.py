@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -23,8 +24,9 @@ import redis.exceptions
 from redis import Redis
 
 from gptrelay.errors import LimiterUnavailable
-from gptrelay.limits import limiter_for
+from gptrelay.limits import MemoryLimiter, limiter_for
 from gptrelay.limits.redis import RedisLimiter, masked
+from tests.limits.test_memory import Clock
 
 URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +126,50 @@ def test_tokens_leave_the_window(prefix: str) -> None:
         assert int(client.get(f"{prefix}{{k}}:s") or 0) == 60
         assert run(admits(RedisLimiter(URL, prefix=prefix), "k", None, 30, 1)) == [50]
         assert run(admits(RedisLimiter(URL, prefix=prefix), "k", None, 61, 1)) == [None]
+
+
+@needs_redis
+def test_the_scripts_answer_as_the_memory_limiter_does(prefix: str) -> None:
+    """Random histories, written into Redis as if they had happened (by Redis's clock) and replayed
+    on MemoryLimiter's fake clock: the same answers. Offsets are whole quarters of a second, and
+    Redis's entries 5 ms older still, so the milliseconds between writing and asking never matter."""
+    rng = random.Random(20261125)
+
+    async def ask(key: str, rpm: int | None, tpm: int | None) -> int | None:
+        limiter = RedisLimiter(URL, prefix=prefix)
+        try:
+            return await limiter.admit(key, rpm, tpm)
+        finally:
+            await limiter.close()
+
+    with Redis.from_url(URL) as client:
+        for case in range(100):
+            requests = [rng.randint(1, 280) / 4 for _ in range(rng.randint(0, 6))]
+            spent = [(rng.randint(1, 280) / 4, rng.choice([5, 10, 20, 30])) for _ in range(rng.randint(0, 6))]
+            rpm = rng.choice([None, 1, 2, 3, 5])
+            tpm = rng.choice([None, 1, 30, 60, 100])
+
+            clock = Clock(1000.0)
+            memory = MemoryLimiter(clock)
+            for at, what in sorted([(-o, None) for o in requests] + [(-o, n) for o, n in spent],
+                                   key=lambda event: event[0]):
+                clock.now = 1000.0 + at
+                if what is None:
+                    run(memory.admit("k", 10**6, None))
+                else:
+                    run(memory.spend("k", what))
+            clock.now = 1000.0
+            expected = run(memory.admit("k", rpm, tpm))
+
+            tag = f"{prefix}{{{case}}}"
+            now = redis_now_us(client) - 5000
+            if requests:
+                client.zadd(f"{tag}:r", {f"r{i}": now - int(o * 1e6) for i, o in enumerate(requests)})
+            if spent:
+                client.zadd(f"{tag}:t", {f"{n}:t{i}": now - int(o * 1e6) for i, (o, n) in enumerate(spent)})
+                client.set(f"{tag}:s", sum(n for _, n in spent))
+            answer = run(ask(str(case), rpm, tpm))
+            assert answer == expected, (requests, spent, rpm, tpm)
 
 
 @needs_redis
