@@ -97,6 +97,16 @@ def test_empty_values_mean_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert s.authorization_key is None and s.openai_organization is None
 
 
+def test_redis_failure_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make(tmp_path, {}, monkeypatch).redis_failure_policy == "open"
+    assert make(tmp_path, {}, monkeypatch).redis_fail_open
+    closed = make(tmp_path, {"REDIS_FAILURE_POLICY": " Closed "}, monkeypatch)
+    assert closed.redis_failure_policy == "closed" and not closed.redis_fail_open
+    with pytest.raises(ValidationError) as info:
+        make(tmp_path, {"REDIS_FAILURE_POLICY": "maybe"}, monkeypatch)
+    assert info.value.errors()[0]["loc"][0] == "REDIS_FAILURE_POLICY"
+
+
 def test_mask() -> None:
     assert mask("sk-proj-not.a.real.key.1234") == "sk-…1234"
     assert mask("my-long-access-key-wxyz") == "…wxyz"

@@ -13,6 +13,7 @@
     ├── Conflict                409  invalid_request_error / conflict (an access key's name already taken)
     ├── StorageError            503  storage_error (the database is missing a driver, unreachable or failing)
     ├── RefusedStart            a configuration the relay will not serve with (told in one line at start)
+    ├── LimiterUnavailable      503  server_error / limiter_unavailable (REDIS_FAILURE_POLICY=closed, Redis down)
     ├── UpstreamStatus          the upstream's own status, message and body
     │   └── UpstreamKeyRefused  the upstream's 401/403, in the relay's words (never the upstream's)
     └── UpstreamError           502  upstream_error (unreachable, connection lost)
@@ -113,6 +114,11 @@ class RefusedStart(RelayError):
 class StorageError(RelayError):
     status = 503
     type = "storage_error"
+class LimiterUnavailable(RelayError):
+    """The shared rate-limit counters (Redis) cannot be reached, and the relay is told to refuse then."""
+
+    status = 503
+    code = "limiter_unavailable"
 
 
 class UpstreamStatus(RelayError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from dotenv.parser import parse_stream
@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, validation_alias="ACCESS_LOG")
     allow_no_auth: bool = Field(False, validation_alias="ALLOW_NO_AUTH")
     demo: bool = Field(False, validation_alias="GPTRELAY_DEMO")
+    # While the rate limits' Redis cannot be reached: admit requests unchecked, or refuse them (503).
+    redis_failure_policy: Literal["open", "closed"] = Field("open", validation_alias="REDIS_FAILURE_POLICY")
 
     database_url: str = Field("sqlite:///gptrelay.db", min_length=1, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
@@ -105,6 +107,11 @@ class Settings(BaseSettings):
     @classmethod
     def _base_url(cls, value: str) -> str:
         return normalise_base_url(value)
+
+    @field_validator("redis_failure_policy", mode="before")
+    @classmethod
+    def _policy(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -118,6 +125,10 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def redis_fail_open(self) -> bool:
+        return self.redis_failure_policy == "open"
 
     @property
     def access_keys(self) -> tuple[str, ...]:

@@ -1,0 +1,222 @@
+"""Rate limits kept in Redis, so every process and host that shares it enforces one set.
+
+Each key has two sorted sets (hash-tagged together, so a cluster keeps them on one
+node): the requests admitted, scored by the time they were, and the requests that
+ended, as ``tokens:id`` scored by the time they did, with their sum kept beside
+them. One Lua script checks and counts (``admit``), another records tokens
+(``spend``); each reads Redis's own clock (``TIME``), so hosts whose clocks
+disagree still agree, and runs atomically, so the limits are exact under any
+concurrency. Every write sets an expiry of one window: an idle key vanishes.
+
+Redis unreachable or slow: every call gives up after ``timeout`` seconds for the
+connection and as long again for the answer, then, for a second, no call tries
+Redis at all. Meanwhile ``fail_open`` admits every request (the default: an
+outage of the counters is not an outage of the relay) or refuses each with
+:class:`~gptrelay.errors.LimiterUnavailable` (503). Either way one warning
+line at most every 30 seconds, naming the URL with its password masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gptrelay.errors import LimiterUnavailable, log, redact
+from gptrelay.limits.limiter import WINDOW
+
+WARN_EVERY = 30.0
+"""Seconds between two warnings that Redis cannot be reached."""
+PAUSE = 1.0
+"""Seconds after a failure during which the policy applies without trying Redis."""
+
+# Times are microseconds of Redis's clock; numbers are formatted with %.0f because
+# Lua's own conversion keeps 14 digits. The sum of the tokens follows the set.
+_PRELUDE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local window = tonumber(ARGV[1])
+local horizon = string.format('%.0f', now - window)
+local function prune_tokens(tokens_key, sum_key)
+    local gone = redis.call('ZRANGEBYSCORE', tokens_key, '-inf', horizon)
+    if #gone > 0 then
+        local removed = 0
+        for i = 1, #gone do
+            removed = removed + tonumber(string.match(gone[i], '^%d+'))
+        end
+        redis.call('ZREMRANGEBYSCORE', tokens_key, '-inf', horizon)
+        if redis.call('ZCARD', tokens_key) == 0 then
+            redis.call('DEL', sum_key)
+        else
+            redis.call('DECRBY', sum_key, removed)
+        end
+    end
+    return tonumber(redis.call('GET', sum_key) or '0')
+end
+"""
+
+# KEYS: admitted, tokens, sum. ARGV: window (us), rpm or '', tpm or '', a unique id.
+# Returns 0 when admitted, else the seconds to wait.
+ADMIT = _PRELUDE + """
+local rpm = tonumber(ARGV[2])
+local tpm = tonumber(ARGV[3])
+local free_at = now
+if tpm then
+    if tpm <= 0 then
+        free_at = now + window
+    else
+        local spent = prune_tokens(KEYS[2], KEYS[3])
+        if spent >= tpm then
+            local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+            for i = 1, #entries, 2 do
+                spent = spent - tonumber(string.match(entries[i], '^%d+'))
+                if spent < tpm then
+                    free_at = tonumber(entries[i + 1]) + window
+                    break
+                end
+            end
+        end
+    end
+end
+if rpm then
+    if rpm <= 0 then
+        free_at = now + window
+    else
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
+        local count = redis.call('ZCARD', KEYS[1])
+        if count >= rpm then
+            local leaving = redis.call('ZRANGE', KEYS[1], count - rpm, count - rpm, 'WITHSCORES')
+            free_at = math.max(free_at, tonumber(leaving[2]) + window)
+        end
+    end
+end
+if free_at > now then
+    return math.max(1, math.ceil((free_at - now) / 1000000))
+end
+if rpm then
+    local stamp = string.format('%.0f', now)
+    redis.call('ZADD', KEYS[1], stamp, stamp .. ARGV[4])
+    redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+end
+return 0
+"""
+
+# KEYS: tokens, sum. ARGV: window (us), tokens, a unique id.
+SPEND = _PRELUDE + """
+prune_tokens(KEYS[1], KEYS[2])
+redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[2] .. ':' .. ARGV[3])
+redis.call('INCRBY', KEYS[2], ARGV[2])
+local ttl = math.ceil(window / 1000) + 1000
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 0
+"""
+
+
+def masked(url: str) -> str:
+    """``redis://user:****@host:6379/0``: the URL without its password (or query)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:****@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class RedisLimiter:
+    """The limiter shared through Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``)."""
+
+    def __init__(self, url: str, *, fail_open: bool = True, timeout: float = 0.25, connections: int = 64,
+                 prefix: str = "gptrelay:limits:", clock: Callable[[], float] = time.monotonic) -> None:
+        # At most ``connections`` to Redis; more calls at once wait for one (a script takes
+        # microseconds), within the same deadline. No retries: the policy decides instead.
+        pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=2 * timeout,
+                                               socket_connect_timeout=timeout, socket_timeout=timeout,
+                                               retry=Retry(NoBackoff(), 0))
+        self._redis = Redis.from_pool(pool)
+        # EVALSHA, with the script loaded on the first NOSCRIPT answer.
+        self._admit = self._redis.register_script(ADMIT)
+        self._spend = self._redis.register_script(SPEND)
+        self._fail_open = fail_open
+        self._deadline = 2 * timeout
+        self._prefix = prefix
+        self._clock = clock
+        self._where = masked(url)
+        self._password = urlsplit(url).password
+        self._id = f":{secrets.token_hex(4)}:"
+        self._ids = itertools.count()
+        self._window = str(WINDOW * 1_000_000)
+        self._paused_until = float("-inf")
+        self._warned_at = float("-inf")
+        self._failing = False
+
+    async def admit(self, key: str, rpm: int | None, tpm: int | None) -> int | None:
+        if rpm is None and tpm is None:
+            return None
+        if self._clock() < self._paused_until:
+            self._unavailable()
+            return None
+        tag = f"{self._prefix}{{{key}}}"
+        try:
+            async with asyncio.timeout(self._deadline):
+                wait = await self._admit(
+                    keys=[f"{tag}:r", f"{tag}:t", f"{tag}:s"],
+                    args=[self._window, "" if rpm is None else rpm, "" if tpm is None else tpm,
+                          f"{self._id}{next(self._ids)}"])
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed(error)
+            self._unavailable()
+            return None
+        self._recovered()
+        return int(wait) or None
+
+    async def spend(self, key: str, tokens: int) -> None:
+        """Never raises: tokens that cannot be recorded are lost (and the failure logged)."""
+        if tokens <= 0 or self._clock() < self._paused_until:
+            return
+        tag = f"{self._prefix}{{{key}}}"
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._spend(keys=[f"{tag}:t", f"{tag}:s"],
+                                  args=[self._window, tokens, f"{self._id}{next(self._ids)}"])
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed(error)
+            return
+        self._recovered()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _unavailable(self) -> None:
+        """Admit (return) or refuse (raise), as the policy says."""
+        if not self._fail_open:
+            raise LimiterUnavailable("the rate limits cannot be checked right now (their store is "
+                                     "unreachable); try again in a few seconds")
+
+    def _failed(self, error: BaseException) -> None:
+        now = self._clock()
+        self._paused_until = now + PAUSE
+        if now - self._warned_at < WARN_EVERY:
+            return
+        self._warned_at = now
+        self._failing = True  # so the recovery is told too, once per warning
+        why = str(error) or f"no answer within {self._deadline:g} s"
+        if self._password:
+            why = why.replace(self._password, "****")
+        policy = "admitting requests unchecked" if self._fail_open else "refusing requests (503)"
+        log.warning("rate limits: Redis at %s cannot be reached (%s): %s until it can",
+                    self._where, redact(why).replace("\n", " "), policy)
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.warning("rate limits: Redis at %s is reachable again", self._where)
