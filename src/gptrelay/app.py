@@ -22,12 +22,14 @@ from gptrelay.door import Route, front_door
 from gptrelay.errors import RefusedStart
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.http.cors import Cors
+from gptrelay.limits import limiter_for
+from gptrelay.limits.admission import Admission
 from gptrelay.routes import pages
 from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings, is_loopback
-from gptrelay.state import ACCESS_KEYS, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
+from gptrelay.state import ACCESS_KEYS, ADMISSION, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
 from gptrelay.upstream.transport import Upstream
 from gptrelay.watchdog import Sweeper
 
@@ -93,7 +95,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     upstream = Upstream(settings, sweeper, base_url)
     await upstream.start()
     app[UPSTREAM] = upstream
+    admission = app[ADMISSION]
+    admission.limiter = limiter_for(settings.redis_url, settings.redis_fail_open)
     yield
+    await admission.limiter.close()
     await upstream.close()
     sweeper.close()
     if demo_runner is not None:
@@ -120,12 +125,13 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[PAGE] = pages.page_html(settings.default_model)
     app[ACCESS_KEYS] = keys
+    admission = app[ADMISSION] = Admission()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_resources)
 
     def add(route: Route, method: str) -> None:
-        app.router.add_route(method, route.path, front_door(route, cors, keys, settings.client_write_timeout),
-                             expect_handler=_no_early_continue)
+        door = front_door(route, cors, keys, admission, settings.client_write_timeout)
+        app.router.add_route(method, route.path, door, expect_handler=_no_early_continue)
 
     for route in ROUTES:
         for method in route.methods:

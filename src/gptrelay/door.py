@@ -1,6 +1,6 @@
 """The front door: one pipeline per route, built once at start::
 
-    preflight → check the request → authenticate → [admit] → handler → [account]
+    preflight → check the request → authenticate → admit → handler → [account]
 
 Each route declares whether it is public (no key: the page, its files, the
 health check) and how its errors are told (``/chat``'s frames, or OpenAI's
@@ -8,8 +8,9 @@ envelope). The door answers CORS preflights before any key check, refuses
 what no client should send (HTTP/0.9, header bytes that are not ASCII),
 finds who is calling (a ``Caller``, kept on the request as ``CALLER``),
 watches that the client takes its reply (``CLIENT_WRITE_TIMEOUT``), and is
-the one place a ``RelayError`` becomes a response. Admission (limits, quotas,
-allowlists) and accounting (usage records) take their places in this line.
+the one place a ``RelayError`` becomes a response. A caller with limits is
+admitted (origins, quotas, RPM and TPM: ``gptrelay.limits.admission``) before
+its handler runs; accounting (usage records) takes its place in this line next.
 
 It wraps each handler rather than being an aiohttp middleware: a middleware
 chain costs two more coroutine calls per request, on every streamed token's path.
@@ -26,6 +27,7 @@ from aiohttp.typedefs import Handler
 from gptrelay.auth.access import AccessKeys
 from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, report
 from gptrelay.http.cors import Cors
+from gptrelay.limits.admission import Admission
 from gptrelay.state import CALLER, SWEEPER
 from gptrelay.watchdog import ClientWatch
 from gptrelay.wire import frames
@@ -39,7 +41,7 @@ class Route(NamedTuple):
     frames: bool = False  # errors as /chat frames, else in OpenAI's envelope
 
 
-def front_door(route: Route, cors: Cors, keys: AccessKeys, write_timeout: float) -> Handler:
+def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission, write_timeout: float) -> Handler:
     """``route``'s handler behind the door."""
     handler = route.handler
     public = route.public
@@ -53,7 +55,9 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, write_timeout: float)
             keys.check_host(request)
             if public:
                 return await handler(request)
-            request[CALLER] = keys.identify(request)
+            caller = request[CALLER] = keys.identify(request)
+            if caller.limited:
+                await admission.admit(request, caller)
             watch = ClientWatch(request.app[SWEEPER], request, write_timeout)
             try:
                 return await handler(request)
@@ -89,6 +93,8 @@ def render(request: web.Request, error: RelayError, as_frames: bool) -> web.Resp
     upstream's own error body). A body left unread (refused before it was read, or cut short)
     is not waited for: the connection closes after the answer."""
     headers = {"WWW-Authenticate": 'Bearer realm="gptrelay"'} if isinstance(error, Unauthorized) else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     if as_frames:
         headers["Content-Type"] = frames.CONTENT_TYPE
         response = web.Response(status=error.status, body=frames.error(error.message) + frames.DONE,

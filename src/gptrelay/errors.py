@@ -9,6 +9,9 @@
     │   ├── ExpectationFailed   417  invalid_request_error
     │   └── MisdirectedRequest  421  invalid_request_error (a Host a keyless relay does not serve)
     ├── Unauthorized            401  invalid_request_error / invalid_api_key
+    ├── Forbidden               403  invalid_request_error / model_not_allowed, origin_not_allowed
+    ├── RateLimited             429  rate_limit_exceeded, with Retry-After (a key's rpm or tpm)
+    ├── QuotaExceeded           429  insufficient_quota, with Retry-After (a key's daily or monthly tokens)
     ├── NotFound                404  invalid_request_error / not_found (an access key no one made)
     ├── Conflict                409  invalid_request_error / conflict (an access key's name already taken)
     ├── StorageError            503  storage_error (the database is missing a driver, unreachable or failing)
@@ -43,6 +46,7 @@ class RelayError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -93,6 +97,30 @@ class Unauthorized(RelayError):
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+
+class Forbidden(RelayError):
+    status = 403
+    type = "invalid_request_error"
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RateLimited(RelayError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(RateLimited):
+    type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class NotFound(RelayError):

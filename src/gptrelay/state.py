@@ -8,6 +8,7 @@ from gptrelay.auth.access import AccessKeys
 from gptrelay.auth.caller import Caller
 from gptrelay.auth.keys import KeyStore
 from gptrelay.http.bodies import BodyLimits
+from gptrelay.limits.admission import Admission
 from gptrelay.settings import Settings
 from gptrelay.upstream.transport import Upstream
 from gptrelay.watchdog import Sweeper
@@ -18,5 +19,6 @@ PAGE = web.AppKey("page", str)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 ACCESS_KEYS = web.AppKey("access_keys", AccessKeys)
+ADMISSION = web.AppKey("admission", Admission)
 KEY_STORE = web.AppKey("key_store", KeyStore)
 CALLER = web.RequestKey("caller", Caller)  # set by the front door once the key is checked

@@ -11,7 +11,8 @@ from gptrelay.errors import BadRequest, Unprocessable
 from gptrelay.http.bodies import decode, read_raw
 from gptrelay.http.headers import USER_AGENT
 from gptrelay.http.streaming import Stream
-from gptrelay.state import BODY_LIMITS, SETTINGS, UPSTREAM
+from gptrelay.limits.admission import check_model
+from gptrelay.state import BODY_LIMITS, CALLER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 
 # What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
@@ -62,7 +63,10 @@ async def read_chat_request(request: web.Request) -> bytes:
     encoding = request.headers.get("Content-Encoding")
     if encoding is not None:
         raw = await decode(raw, encoding, limit)
-    return check_chat(parse_json_object(raw), settings.default_model)
+    body = parse_json_object(raw)
+    payload = check_chat(body, settings.default_model)
+    check_model(request[CALLER], body["model"])
+    return payload
 
 
 async def open_chat(request: web.Request, payload: bytes, stream: Stream) -> UpstreamResponse:
