@@ -62,7 +62,7 @@ class FakeUpstream:
 
     def _record(self, request: web.Request, body: Any = None, size: int = 0) -> Record:
         record = Record(request.method, request.path, request.query_string,
-                        dict(request.headers), body, size)
+                        {str(name): value for name, value in request.headers.items()}, body, size)
         if self.keep_log:
             self.log.append(record)
         return record

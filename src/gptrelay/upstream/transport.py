@@ -41,6 +41,7 @@ from gptrelay.watchdog import OnWait, Sweeper, Watchdog
 from gptrelay.wire.completions import error_code, error_message
 
 ERROR_BODY_LIMIT = 1024 * 1024
+READ_BUFFER = 64 * 1024
 # The upstream's answers to a key it does not take (OpenAI: 401 invalid_api_key, 403 for a
 # project, a model or a region the key may not use).
 KEY_REFUSED = frozenset({401, 403})
@@ -80,6 +81,9 @@ class Upstream:
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
                                           sock_read=None),
             auto_decompress=False,  # bytes pass through as sent; /chat asks for identity
+            # What is read ahead of a client that stopped reading stays bounded (aiohttp pauses
+            # the upstream at twice this; its default of 256 KiB held ~0.8 MiB per stalled stream).
+            read_bufsize=READ_BUFFER,
             cookie_jar=aiohttp.DummyCookieJar(),  # no state from one user's request to the next
         )
 

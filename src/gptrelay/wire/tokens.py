@@ -1,0 +1,31 @@
+"""Token counts in the upstream's bytes: what it reported, or an estimate where it reported none.
+
+``reported`` finds the last ``usage`` an OpenAI-shaped body or stream holds
+(Chat Completions' ``prompt_tokens``/``completion_tokens``, the Responses
+API's ``input_tokens``/``output_tokens``, embeddings' ``prompt_tokens``)
+without parsing the JSON around it, so a stream is searched only in the read
+that carries it (``MARK`` is the cheap test). ``estimate`` guesses tokens from
+text the way OpenAI's rule of thumb does: about four characters a token.
+"""
+
+from __future__ import annotations
+
+import re
+
+MARK = b'_tokens"'  # in every usage object; a read without it holds none
+_PROMPT = re.compile(rb'"(?:prompt|input)_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"(?:completion|output)_tokens"\s*:\s*(\d+)')
+
+
+def reported(data: bytes) -> tuple[int, int] | None:
+    """The last (prompt, completion) tokens ``data`` reports, or None."""
+    prompts = _PROMPT.findall(data)
+    if not prompts:
+        return None
+    completions = _COMPLETION.findall(data)
+    return int(prompts[-1]), int(completions[-1]) if completions else 0
+
+
+def estimate(size: int) -> int:
+    """Tokens in ``size`` bytes (or characters) of text: about four a token, at least one for any text."""
+    return (size + 3) // 4
