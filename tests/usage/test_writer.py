@@ -194,6 +194,7 @@ CHILD = """
 import asyncio, sys
 from datetime import UTC, datetime
 from gptrelay.db.engine import create_engine
+from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.writer import UsageWriter
 
 async def one(writer, n):
