@@ -19,6 +19,7 @@ from sqlalchemy import event, select
 from gptrelay.db.engine import create_engine
 from gptrelay.db.schema import migrate
 from gptrelay.db.tables import usage
+from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.writer import SPOOL_NAME, UsageWriter
 from tests.usage.conftest import make
 
@@ -230,3 +231,53 @@ def test_kill_9_loses_no_record_it_reported(database_url: str, tmp_path: Path) -
     assert set(reported) <= in_database
     assert len(reported) >= 300
 
+
+
+def test_records_arriving_during_a_commit_go_together_in_the_next(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/relay.db"
+    asyncio.run(migrate(url))
+
+    async def go() -> None:
+        engine = create_engine(url)
+        writer = UsageWriter(engine, tmp_path)
+        sizes: list[int] = []
+        release = asyncio.Event()
+        insert = writer._insert
+
+        async def held(records: list[UsageRecord]) -> None:
+            sizes.append(len(records))
+            if len(sizes) == 1:
+                await release.wait()
+            await insert(records)
+
+        writer._insert = held  # type: ignore[method-assign]
+        await writer.start()
+        first = asyncio.create_task(writer.record(make(0)))
+        while not sizes:
+            await asyncio.sleep(0.01)
+        rest = [asyncio.create_task(writer.record(make(n))) for n in range(1, 100)]
+        await asyncio.sleep(0.05)
+        assert writer.queue_length == 100 and not first.done()
+        release.set()
+        await asyncio.gather(first, *rest)
+        assert sizes == [1, 99] and writer.batches == 2 and writer.queue_length == 0
+        assert writer.last_commit_at > 0
+        await writer.close()
+        await engine.dispose()
+        assert await stored(url) == list(range(100))
+
+    run(go)
+
+
+def test_text_longer_than_its_column_is_cut_not_refused(database_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        engine = create_engine(database_url)
+        writer = UsageWriter(engine, tmp_path, retry_for=0.2)
+        await writer.record(make(1, route="/v1/" + "x" * 100, model="m" * 300))
+        assert writer.committed == 1 and writer.spooled == 0
+        async with engine.connect() as connection:
+            route, model = (await connection.execute(select(usage.c.route, usage.c.model))).one()
+        assert (len(route), len(model)) == (32, 200)
+        await engine.dispose()
+
+    run(go)

@@ -20,6 +20,10 @@ def iso_ms(when: datetime) -> str:
     return utc(when).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _cut(text: str | None, length: int) -> str | None:
+    return None if text is None else text[:length]
+
+
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
     """What one request used and how it ended.
@@ -47,8 +51,10 @@ class UsageRecord:
         return self.prompt_tokens + self.completion_tokens
 
     def row(self) -> dict[str, Any]:
-        """The ``usage`` table's columns (the time in UTC: SQLite keeps no zone)."""
-        return {"time": utc(self.time), "key_name": self.key, "route": self.route, "model": self.model,
+        """The ``usage`` table's columns (the time in UTC: SQLite keeps no zone). Text is cut to the columns'
+        lengths: PostgreSQL refuses longer text, and one refused row would fail its whole batch."""
+        return {"time": utc(self.time), "key_name": _cut(self.key, 64), "route": self.route[:32],
+                "model": _cut(self.model, 200),
                 "status": self.status, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "estimated": self.estimated,
                 "outcome": self.outcome, "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms}

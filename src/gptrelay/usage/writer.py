@@ -45,9 +45,10 @@ class UsageWriter:
     """Commits ``UsageRecord``s in batches; see the module's docstring.
 
     Counters for metrics: ``committed`` (records), ``batches`` (transactions),
-    ``last_commit_seconds`` (the last transaction's duration), ``queue_length``
-    (records waiting), ``spooled`` and ``lost`` (records written to the spool,
-    and records neither committed nor spooled).
+    ``last_commit_seconds`` (the last transaction's duration), ``last_commit_at``
+    (its end, ``time.time()``; 0 before the first), ``queue_length`` (records
+    waiting or being written), ``spooled`` and ``lost`` (records written to the
+    spool, and records neither committed nor spooled).
     """
 
     def __init__(self, engine: AsyncEngine, spool_dir: str | Path = ".", *, retry_for: float = 2.0) -> None:
@@ -57,6 +58,8 @@ class UsageWriter:
         self.committed = 0
         self.batches = 0
         self.last_commit_seconds = 0.0
+        self.last_commit_at = 0.0
+        self._writing = 0
         self.spooled = 0
         self.lost = 0
         self._pending: list[Pending] = []
@@ -66,7 +69,7 @@ class UsageWriter:
 
     @property
     def queue_length(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + self._writing
 
     async def start(self) -> None:
         """Import a spool left by an earlier run (kept, with a warning, if the database fails), then
@@ -103,7 +106,11 @@ class UsageWriter:
                 await self._wake.wait()
                 continue
             batch, self._pending = self._pending, []
-            await self._write(batch)
+            self._writing = len(batch)
+            try:
+                await self._write(batch)
+            finally:
+                self._writing = 0
 
     async def _write(self, batch: list[Pending]) -> None:
         loop = asyncio.get_running_loop()
@@ -121,9 +128,11 @@ class UsageWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 batch.extend(self._pending)
+                self._writing += len(self._pending)
                 self._pending = []
                 continue
             self.last_commit_seconds = time.perf_counter() - started
+            self.last_commit_at = time.time()
             self.batches += 1
             self.committed += len(batch)
             _resolve(batch)
