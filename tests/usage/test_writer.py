@@ -281,3 +281,25 @@ def test_text_longer_than_its_column_is_cut_not_refused(database_url: str, tmp_p
         await engine.dispose()
 
     run(go)
+
+
+def test_the_spool_is_imported_once_the_database_answers_again(database_url: str, tmp_path: Path) -> None:
+    async def go() -> None:
+        dead, alive = create_engine(DEAD), create_engine(database_url)
+        writer = UsageWriter(dead, tmp_path, retry_for=0.2)
+        await writer.start()
+        await asyncio.gather(*(writer.record(make(n)) for n in range(5)))
+        assert writer.spooled == 5 and (tmp_path / SPOOL_NAME).exists()
+        writer.engine = alive  # the database is back
+        await writer.record(make(5))
+        for _ in range(100):
+            if not (tmp_path / SPOOL_NAME).exists():
+                break
+            await asyncio.sleep(0.02)
+        assert not (tmp_path / SPOOL_NAME).exists()
+        assert await stored(database_url) == list(range(6))
+        await writer.close()
+        await dead.dispose()
+        await alive.dispose()
+
+    run(go)

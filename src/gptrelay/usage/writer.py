@@ -6,7 +6,8 @@ INSERT of many rows, so a thousand requests ending together make a handful of
 transactions. When the database fails, the batch is retried with a short
 backoff for ``retry_for`` seconds (records arriving meanwhile join it); then it
 is appended to ``usage-spool.jsonl`` in ``spool_dir``, fsynced, and one warning
-is logged. ``start()`` imports a spool an earlier run left, then removes it.
+is logged. ``start()`` imports a spool an earlier run left, then removes it; so
+does the first commit that succeeds after this writer spooled.
 A spool that cannot be written (a full disk) is one error line: ``record()``
 never hangs and never raises into the request.
 
@@ -66,6 +67,7 @@ class UsageWriter:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._spool_waiting = False  # this writer spooled; import once the database answers again
 
     @property
     def queue_length(self) -> int:
@@ -108,11 +110,15 @@ class UsageWriter:
             batch, self._pending = self._pending, []
             self._writing = len(batch)
             try:
-                await self._write(batch)
+                committed = await self._write(batch)
             finally:
                 self._writing = 0
+            if committed and self._spool_waiting:
+                self._spool_waiting = False
+                await self.import_spool()
 
-    async def _write(self, batch: list[Pending]) -> None:
+    async def _write(self, batch: list[Pending]) -> bool:
+        """Commit ``batch``, or spool it when the database keeps failing; whether it was committed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_for
         delay = 0.05
@@ -124,7 +130,7 @@ class UsageWriter:
             except Exception as error:
                 if loop.time() + delay >= deadline:
                     await self._spool(batch, error)
-                    return
+                    return False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
                 batch.extend(self._pending)
@@ -136,7 +142,7 @@ class UsageWriter:
             self.batches += 1
             self.committed += len(batch)
             _resolve(batch)
-            return
+            return True
 
     async def _insert(self, records: list[UsageRecord]) -> None:
         async with self.engine.begin() as connection:
@@ -153,6 +159,7 @@ class UsageWriter:
                       len(batch), reason, self.spool, failure)
         else:
             self.spooled += len(batch)
+            self._spool_waiting = True
             log.warning("usage: the database failed (%s); %d record(s) written to %s, imported at the next start",
                         reason, len(batch), self.spool)
         _resolve(batch)
