@@ -303,3 +303,26 @@ def test_the_spool_is_imported_once_the_database_answers_again(database_url: str
         await alive.dispose()
 
     run(go)
+
+
+def test_an_unexpected_failure_is_logged_and_no_caller_waits_forever(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    async def go() -> None:
+        engine = create_engine(DEAD)
+        writer = UsageWriter(engine, tmp_path, retry_for=0.1)
+
+        async def broken(batch: list[object], error: BaseException) -> None:
+            raise RuntimeError("a bug")
+
+        writer._spool = broken  # type: ignore[assignment,method-assign]
+        await writer.start()
+        await asyncio.wait_for(asyncio.gather(*(writer.record(make(n)) for n in range(3))), 10)
+        assert writer.lost == 3
+        await writer.record(make(3))  # the writer still runs
+        assert writer.lost == 4
+        await writer.close()
+        await engine.dispose()
+
+    with caplog.at_level(logging.ERROR, "gptrelay.usage"):
+        run(go)
+    assert "record(s) lost: RuntimeError('a bug')" in caplog.text

@@ -111,6 +111,11 @@ class UsageWriter:
             self._writing = len(batch)
             try:
                 committed = await self._write(batch)
+            except Exception as error:  # a bug must not leave requests waiting forever
+                log.error("usage: %d record(s) lost: %s", len(batch), redact(" ".join(repr(error).split())))
+                self.lost += len(batch)
+                _resolve(batch)
+                committed = False
             finally:
                 self._writing = 0
             if committed and self._spool_waiting:
