@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from gptrelay import __version__
 from gptrelay.cli.keys import keys
+from gptrelay.cli.usage import usage
 from gptrelay.settings import Settings, unknown_in_env_file
 
 FLAGS = {"host": "--host", "port": "--port", "workers": "--workers"}
@@ -110,6 +111,7 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
 
 
 main.add_command(keys)
+main.add_command(usage)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

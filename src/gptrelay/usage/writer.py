@@ -1,0 +1,265 @@
+"""``UsageWriter``: records committed in batches, before the request that made them ends.
+
+``await writer.record(rec)`` returns once ``rec`` is committed. One task writes:
+whatever arrived while it committed goes in its next transaction, as one
+INSERT of many rows, so a thousand requests ending together make a handful of
+transactions. When the database fails, the batch is retried with a short
+backoff for ``retry_for`` seconds (records arriving meanwhile join it); then it
+is appended to ``usage-spool.jsonl`` in ``spool_dir``, fsynced, and one warning
+is logged. ``start()`` imports a spool an earlier run left, then removes it; so
+does the first commit that succeeds after this writer spooled.
+A spool that cannot be written (a full disk) is one error line: ``record()``
+never hangs and never raises into the request.
+
+The spool is shared by the processes of one relay: appends and the import
+hold ``flock`` on it, and an append that finds the file it opened removed
+(imported meanwhile) opens it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import stat
+import time
+from pathlib import Path
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gptrelay.db.engine import describe
+from gptrelay.db.tables import usage
+from gptrelay.errors import redact
+from gptrelay.usage.records import UsageRecord
+
+log = logging.getLogger("gptrelay.usage")
+
+SPOOL_NAME = "usage-spool.jsonl"
+
+Pending = tuple[UsageRecord, "asyncio.Future[None]"]
+
+
+class UsageWriter:
+    """Commits ``UsageRecord``s in batches; see the module's docstring.
+
+    Counters for metrics: ``committed`` (records), ``batches`` (transactions),
+    ``last_commit_seconds`` (the last transaction's duration), ``last_commit_at``
+    (its end, ``time.time()``; 0 before the first), ``queue_length`` (records
+    waiting or being written), ``spooled`` and ``lost`` (records written to the
+    spool, and records neither committed nor spooled).
+    """
+
+    def __init__(self, engine: AsyncEngine, spool_dir: str | Path = ".", *, retry_for: float = 2.0) -> None:
+        self.engine = engine
+        self.spool = Path(spool_dir) / SPOOL_NAME
+        self.retry_for = retry_for
+        self.committed = 0
+        self.batches = 0
+        self.last_commit_seconds = 0.0
+        self.last_commit_at = 0.0
+        self._writing = 0
+        self.spooled = 0
+        self.lost = 0
+        self._pending: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._spool_waiting = False  # this writer spooled; import once the database answers again
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._pending) + self._writing
+
+    async def start(self) -> None:
+        """Import a spool left by an earlier run (kept, with a warning, if the database fails), then
+        start writing."""
+        await self.import_spool()
+        self._closing = False
+        self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    async def record(self, rec: UsageRecord) -> None:
+        """Return once ``rec`` is committed (or, the database failing, spooled). Cancelling the caller
+        does not withdraw the record."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._task is None or self._task.done():  # not started, or closed: write it alone
+            await self._write([(rec, future)])
+            return
+        self._pending.append((rec, future))
+        self._wake.set()
+        await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Commit (or spool) everything pending, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.shield(self._task)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._pending = self._pending, []
+            self._writing = len(batch)
+            try:
+                committed = await self._write(batch)
+            except Exception as error:  # a bug must not leave requests waiting forever
+                log.error("usage: %d record(s) lost: %s", len(batch), redact(" ".join(repr(error).split())))
+                self.lost += len(batch)
+                _resolve(batch)
+                committed = False
+            finally:
+                self._writing = 0
+            if committed and self._spool_waiting:
+                self._spool_waiting = False
+                await self.import_spool()
+
+    async def _write(self, batch: list[Pending]) -> bool:
+        """Commit ``batch``, or spool it when the database keeps failing; whether it was committed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for
+        delay = 0.05
+        while True:
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(self._insert([rec for rec, _ in batch]),
+                                       max(deadline - loop.time(), 0.25))
+            except Exception as error:
+                if loop.time() + delay >= deadline:
+                    await self._spool(batch, error)
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                batch.extend(self._pending)
+                self._writing += len(self._pending)
+                self._pending = []
+                continue
+            self.last_commit_seconds = time.perf_counter() - started
+            self.last_commit_at = time.time()
+            self.batches += 1
+            self.committed += len(batch)
+            _resolve(batch)
+            return True
+
+    async def _insert(self, records: list[UsageRecord]) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(usage.insert(), [rec.row() for rec in records])
+
+    async def _spool(self, batch: list[Pending], error: BaseException) -> None:
+        reason = _reason(self.engine, error)
+        lines = b"".join(orjson.dumps(rec.as_json()) + b"\n" for rec, _ in batch)
+        try:
+            await asyncio.to_thread(self._append, lines)
+        except OSError as failure:
+            self.lost += len(batch)
+            log.error("usage: %d record(s) lost: the database failed (%s) and the spool %s cannot be written: %s",
+                      len(batch), reason, self.spool, failure)
+        else:
+            self.spooled += len(batch)
+            self._spool_waiting = True
+            log.warning("usage: the database failed (%s); %d record(s) written to %s, imported at the next start",
+                        reason, len(batch), self.spool)
+        _resolve(batch)
+
+    def _append(self, lines: bytes) -> None:
+        while True:
+            fd = os.open(self.spool, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    if os.stat(self.spool).st_ino != os.fstat(fd).st_ino:
+                        continue  # imported and removed since we opened it
+                except FileNotFoundError:
+                    continue
+                size = os.fstat(fd).st_size
+                try:
+                    view = memoryview(lines)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)  # no half line for the import to trip on
+                    raise
+                return
+            finally:
+                os.close(fd)
+
+    async def import_spool(self) -> int:
+        """Commit the records of a spool file, then remove it; how many were imported."""
+        try:
+            fd = await asyncio.to_thread(_open_locked, self.spool)
+        except FileNotFoundError:
+            return 0
+        except OSError as error:
+            log.warning("usage: cannot read the spool %s: %s", self.spool, error)
+            return 0
+        try:
+            records, bad = _parse(_read_all(fd))
+            if records:
+                await self._insert(records)
+            os.unlink(self.spool)
+        except Exception as error:
+            log.warning("usage: the spool %s stays for the next start: %s", self.spool, _reason(self.engine, error))
+            return 0
+        finally:
+            os.close(fd)
+        if bad:
+            log.warning("usage: skipped %d unreadable line(s) of the spool %s", bad, self.spool)
+        log.info("usage: imported %d record(s) from %s", len(records), self.spool)
+        self.committed += len(records)
+        return len(records)
+
+
+def _resolve(batch: list[Pending]) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_result(None)
+
+
+def _reason(engine: AsyncEngine, error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return f"database {engine.url}: no answer within the retry time"
+    return redact(describe(str(engine.url), error).message)
+
+
+def _open_locked(path: Path) -> int:
+    while True:
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(f"{path} is not a regular file")
+                return fd
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(data: bytes) -> tuple[list[UsageRecord], int]:
+    records, bad = [], 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(UsageRecord.from_json(orjson.loads(line)))
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+    return records, bad
