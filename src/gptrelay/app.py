@@ -13,7 +13,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gptrelay.admin import admin_routes
 from gptrelay.auth.access import AccessKeys
+from gptrelay.auth.keys import KeyStore
+from gptrelay.db.engine import create_engine
+from gptrelay.db.schema import migrate
 from gptrelay.door import Route, front_door
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.http.cors import Cors
@@ -22,7 +26,7 @@ from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings, is_loopback
-from gptrelay.state import BODY_LIMITS, PAGE, SETTINGS, SWEEPER, UPSTREAM
+from gptrelay.state import BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
 from gptrelay.upstream.transport import Upstream
 from gptrelay.watchdog import Sweeper
 
@@ -41,8 +45,14 @@ async def _no_early_continue(request: web.Request) -> None:
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
-    """The process's one timer and its upstream connection pool (and the demo upstream)."""
+    """The process's one timer and its upstream connection pool (and the demo upstream); with ADMIN_KEY,
+    the key store on the migrated database."""
     settings = app[SETTINGS]
+    engine = None
+    if settings.admin_key is not None:  # the admin API's keys; the access keys will want them too
+        await migrate(settings.database_url)
+        engine = create_engine(settings.database_url)
+        app[KEY_STORE] = KeyStore(engine)
     sweeper = Sweeper.for_limits(settings.first_byte_timeout, settings.read_timeout, settings.keepalive_interval,
                                  settings.client_body_timeout, settings.client_write_timeout)
     app[SWEEPER] = sweeper
@@ -62,6 +72,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await upstream.start()
     app[UPSTREAM] = upstream
     yield
+    if engine is not None:
+        await engine.dispose()
     await upstream.close()
     sweeper.close()
     if demo_runner is not None:
@@ -75,6 +87,7 @@ ROUTES = (
     Route("/favicon.ico", ("GET", "HEAD"), _not_found, public=True),
     Route("/chat", ("POST",), chat, frames=True),
     Route("/chatgpt", ("POST",), chatgpt),
+    *admin_routes(),
 )
 GATEWAY = Route("/v1/{path:.*}", ("*",), gateway)
 ANYTHING_ELSE = Route("/{tail:.*}", ("*",), _not_found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gptrelay.auth.caller import Caller
+from gptrelay.auth.keys import KeyStore
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.settings import Settings
 from gptrelay.upstream.transport import Upstream
@@ -16,3 +17,4 @@ PAGE = web.AppKey("page", str)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 CALLER = web.RequestKey("caller", Caller)  # set by the front door once the key is checked
+KEY_STORE = web.AppKey("key_store", KeyStore)  # with ADMIN_KEY: the access keys in the database
