@@ -15,6 +15,8 @@ from gptrelay.auth.keys import MAX_TTL
 
 MAX_INT = 2**63 - 1  # the database's BIGINT
 NAME_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
+MODEL_PATTERN = r"^\S{1,200}$"
+ORIGIN_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+/?$"
 
 Schema = dict[str, Any]
 
@@ -63,9 +65,9 @@ _CHANGES: dict[str, Schema] = {
     "tpm": {**_LIMIT_IN, "description": "tokens in any 60 seconds; 0 or null: no limit"},
     "daily_tokens": {**_LIMIT_IN, "description": "tokens per UTC day; 0 or null: no limit"},
     "monthly_tokens": {**_LIMIT_IN, "description": "tokens per UTC month; 0 or null: no limit"},
-    "models": {"type": ["array", "null"], "items": {"type": "string", "maxLength": 200},
+    "models": {"type": ["array", "null"], "items": {"type": "string", "pattern": MODEL_PATTERN},
                "description": "model names or * patterns (gpt-4o*); empty or null: any model"},
-    "origins": {"type": ["array", "null"], "items": {"type": "string"},
+    "origins": {"type": ["array", "null"], "items": {"type": "string", "pattern": ORIGIN_PATTERN},
                 "description": "browser origins (https://app.example.com); empty or null: any origin"},
     "expires_at": {"type": ["string", "null"],
                    "description": "an ISO 8601 date or time in the future (UTC when no zone); null: never"},
