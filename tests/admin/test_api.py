@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -232,3 +233,29 @@ def test_openapi_document(admin: httpx.Client) -> None:
     assert [p["name"] for p in usage["parameters"]] == ["by", "key", "since", "until"]
     operations = [op for path in document["paths"].values() for m, op in path.items() if m != "parameters"]
     assert all("401" in op["responses"] for op in operations)
+
+
+def test_limits_up_to_the_database_s_bigint(admin: httpx.Client) -> None:
+    big = 2**63 - 1
+    made = admin.post("/admin/api/keys", json={"name": "big", "tpm": big, "monthly_tokens": big})
+    assert made.status_code == 201, made.text
+    assert admin.get("/admin/api/keys/big").json()["tpm"] == big
+    assert admin.patch("/admin/api/keys/big", json={"tpm": 0}).json()["tpm"] is None  # 0 removes it too
+
+
+def test_one_of_two_creates_of_a_name_at_once_wins(admin: httpx.Client) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: admin.post("/admin/api/keys", json={"name": "race"}).status_code,
+                                   range(8)))
+    assert statuses == [201] + [409] * 7
+
+
+def test_on_postgresql(relay: Callable[..., RunningRelay], postgres_url: str) -> None:
+    running = relay(admin_key=ADMIN_KEY, database_url=postgres_url)
+    with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        made = client.post("/admin/api/keys", json={"name": "pg", "tpm": 2**63 - 1, "ttl_seconds": 60})
+        assert made.status_code == 201, made.text
+        envelope(client.post("/admin/api/keys", json={"name": "pg"}), 409)
+        assert client.patch("/admin/api/keys/pg", json={"models": ["gpt-4o*"]}).json()["models"] == ["gpt-4o*"]
+        assert client.delete("/admin/api/keys/pg").status_code == 204
+        assert client.get("/admin/api/keys").json()["data"][0]["revoked"] is True
