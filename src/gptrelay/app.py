@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gptrelay.admin import admin_routes
 from gptrelay.auth.access import AccessKeys
 from gptrelay.auth.keycache import KeyCache
 from gptrelay.auth.keys import KeyStore
@@ -112,6 +113,7 @@ ROUTES = (
     Route("/favicon.ico", ("GET", "HEAD"), _not_found, public=True),
     Route("/chat", ("POST",), chat, frames=True),
     Route("/chatgpt", ("POST",), chatgpt),
+    *admin_routes(),
 )
 GATEWAY = Route("/v1/{path:.*}", ("*",), gateway)
 ANYTHING_ELSE = Route("/{tail:.*}", ("*",), _not_found)

@@ -208,7 +208,7 @@ HAMMER = textwrap.dedent("""
         await limiter.close()
         print(sum(r is None for r in results), sum(r is not None for r in results), flush=True)
 
-    run_async(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """)
 
 

@@ -1,0 +1,260 @@
+"""The admin API over real HTTP against a real relay: every endpoint, its statuses and its envelope."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.admin.conftest import ADMIN_KEY
+from tests.conftest import ACCESS_KEY, RunningRelay
+from tests.helpers import closes_soon, connect, read_reply
+
+KEY_FIELDS = {"name", "created_at", "expires_at", "revoked", "revoked_at", "rpm", "tpm", "daily_tokens",
+              "monthly_tokens", "models", "origins"}
+
+
+def envelope(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The error in OpenAI's envelope, checked for its status and shape."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error: dict[str, Any] = response.json()["error"]
+    assert set(error) == {"message", "type", "code"} and error["message"], error
+    return error
+
+
+def test_create_list_show_update_revoke(admin: httpx.Client) -> None:
+    created = admin.post("/admin/api/keys", json={"name": "alice", "rpm": 5, "models": ["gpt-4o*"],
+                                                  "ttl_seconds": 3600})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert set(body) == KEY_FIELDS | {"key"}
+    assert body["key"].startswith("gr-") and len(body["key"]) >= 35
+    assert body["name"] == "alice" and body["rpm"] == 5 and body["models"] == ["gpt-4o*"]
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert timedelta(minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=1)
+    assert created.headers["cache-control"] == "no-store"
+
+    listed = admin.get("/admin/api/keys")
+    assert listed.status_code == 200
+    assert [k["name"] for k in listed.json()["data"]] == ["alice"]
+    shown = admin.get("/admin/api/keys/alice")
+    assert shown.status_code == 200
+    assert shown.json() == listed.json()["data"][0] == {k: v for k, v in body.items() if k != "key"}
+
+    changed = admin.patch("/admin/api/keys/alice", json={"rpm": None, "tpm": 1000, "origins": ["https://a.example"]})
+    assert changed.status_code == 200, changed.text
+    after = changed.json()
+    assert (after["rpm"], after["tpm"], after["origins"]) == (None, 1000, ["https://a.example"])
+    assert after["models"] == ["gpt-4o*"] and after["expires_at"] == body["expires_at"]  # untouched
+    assert admin.patch("/admin/api/keys/alice", json={"expires_at": None}).json()["expires_at"] is None
+    assert admin.patch("/admin/api/keys/alice", json={}).json() == admin.get("/admin/api/keys/alice").json()
+
+    revoked = admin.delete("/admin/api/keys/alice")
+    assert revoked.status_code == 204 and revoked.content == b""
+    assert admin.get("/admin/api/keys/alice").json()["revoked"] is True
+    assert admin.delete("/admin/api/keys/alice").status_code == 204  # again: no change
+
+
+def test_the_key_is_shown_only_when_made(admin: httpx.Client) -> None:
+    key = admin.post("/admin/api/keys", json={"name": "bob"}).json()["key"]
+    for response in (admin.get("/admin/api/keys"), admin.get("/admin/api/keys/bob"),
+                     admin.patch("/admin/api/keys/bob", json={"rpm": 3})):
+        assert response.status_code == 200
+        assert key not in response.text and '"key"' not in response.text
+
+
+def test_expires_at(admin: httpx.Client) -> None:
+    made = admin.post("/admin/api/keys", json={"name": "dated", "expires_at": "2099-12-31"})
+    assert made.json()["expires_at"] == "2099-12-31T00:00:00Z"
+    changed = admin.patch("/admin/api/keys/dated", json={"expires_at": "2099-06-01T12:00:00+02:00"})
+    assert changed.json()["expires_at"] == "2099-06-01T10:00:00Z"
+
+
+def test_a_duplicate_name_is_409(admin: httpx.Client) -> None:
+    assert admin.post("/admin/api/keys", json={"name": "carol"}).status_code == 201
+    assert envelope(admin.post("/admin/api/keys", json={"name": "carol"}), 409)["code"] == "conflict"
+
+
+def test_an_unknown_key_is_404(admin: httpx.Client) -> None:
+    for method in ("GET", "DELETE"):
+        assert envelope(admin.request(method, "/admin/api/keys/nobody"), 404)["code"] == "not_found"
+    envelope(admin.patch("/admin/api/keys/nobody", json={"rpm": 1}), 404)
+    envelope(admin.get("/admin/api/keys/bad%20name"), 404)
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b'"name"', b"null", b"42", b"\xff\xfe"])
+def test_a_body_that_is_not_a_json_object_is_400(admin: httpx.Client, body: bytes) -> None:
+    headers = {"Content-Type": "application/json"}
+    envelope(admin.post("/admin/api/keys", content=body, headers=headers), 400)
+    admin.post("/admin/api/keys", json={"name": "dora"})
+    envelope(admin.patch("/admin/api/keys/dora", content=body, headers=headers), 400)
+
+
+@pytest.mark.parametrize("body", [
+    {},  # no name
+    {"name": 7},
+    {"name": ""},
+    {"name": "a b"},
+    {"name": "x" * 65},
+    {"name": "eve", "colour": "red"},
+    {"name": "eve", "key": "gr-mine"},
+    {"name": "eve", "rpm": "5"},
+    {"name": "eve", "rpm": -1},
+    {"name": "eve", "rpm": 1.5},
+    {"name": "eve", "rpm": True},
+    {"name": "eve", "tpm": 2**63},
+    {"name": "eve", "models": "gpt-4o"},
+    {"name": "eve", "models": [1]},
+    {"name": "eve", "origins": ["not an origin"]},
+    {"name": "eve", "expires_at": "soon"},
+    {"name": "eve", "expires_at": 1700000000},
+    {"name": "eve", "expires_at": "2001-01-01"},
+    {"name": "eve", "ttl_seconds": 0},
+    {"name": "eve", "ttl_seconds": "1h"},
+    {"name": "eve", "ttl_seconds": 60, "expires_at": "2099-01-01"},
+])
+def test_bad_fields_are_422(admin: httpx.Client, body: dict[str, Any]) -> None:
+    envelope(admin.post("/admin/api/keys", json=body), 422)
+    assert admin.get("/admin/api/keys").json()["data"] == []
+
+
+@pytest.mark.parametrize("body", [{"name": "renamed"}, {"rpm": "x"}, {"origins": "https://a.example"},
+                                  {"ttl_seconds": -5}])
+def test_bad_changes_are_422(admin: httpx.Client, body: dict[str, Any]) -> None:
+    before = admin.post("/admin/api/keys", json={"name": "frank", "rpm": 9}).json()
+    envelope(admin.patch("/admin/api/keys/frank", json=body), 422)
+    after = admin.get("/admin/api/keys/frank").json()
+    assert after == {k: v for k, v in before.items() if k != "key"}
+
+
+def test_a_body_over_64_kib_is_413(admin: httpx.Client) -> None:
+    big = {"name": "gina", "models": ["m" * 100] * 700}
+    assert envelope(admin.post("/admin/api/keys", json=big), 413)["code"] == "payload_too_large"
+    inflated = gzip.compress(b'{"name": "gina", "models": [' + b'"m",' * 30000 + b'"m"]}')
+    assert len(inflated) < 64 * 1024
+    envelope(admin.post("/admin/api/keys", content=inflated,
+                        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}), 413)
+
+
+def test_a_gzipped_body_is_read(admin: httpx.Client) -> None:
+    response = admin.post("/admin/api/keys", content=gzip.compress(b'{"name": "hal"}'),
+                          headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("authorization", [
+    None, "", "Bearer", f"Bearer  {ADMIN_KEY}x", f"Bearer {ADMIN_KEY}x", f"Bearer {ADMIN_KEY[:-1]}", ADMIN_KEY,
+    f"Basic {ADMIN_KEY}", f"Bearer {ACCESS_KEY}", "Bearer gr-" + "a" * 43,
+])
+def test_without_the_admin_key_401(admin_relay: RunningRelay, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    requests: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", "/admin/api/keys", None), ("POST", "/admin/api/keys", {"name": "x"}),
+        ("GET", "/admin/api/keys/x", None), ("PATCH", "/admin/api/keys/x", {"rpm": 1}),
+        ("DELETE", "/admin/api/keys/x", None), ("GET", "/admin/api/openapi.json", None),
+    ]
+    for method, path, body in requests:
+        response = httpx.request(method, admin_relay.url + path, json=body, headers=headers)
+        assert envelope(response, 401)["code"] == "invalid_api_key"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_access_key_made_here_is_refused_on_admin(admin: httpx.Client, admin_relay: RunningRelay) -> None:
+    key = admin.post("/admin/api/keys", json={"name": "ivy"}).json()["key"]
+    for header in ({"Authorization": f"Bearer {key}"}, {"Authorization": key}, {"api-key": key}):
+        envelope(httpx.get(admin_relay.url + "/admin/api/keys", headers=header), 401)
+    for header in ({"Authorization": ADMIN_KEY}, {"api-key": ADMIN_KEY}):  # other forms of the admin key
+        envelope(httpx.get(admin_relay.url + "/admin/api/keys", headers=header), 401)
+
+
+def test_the_admin_key_is_refused_on_the_relay(admin_relay: RunningRelay) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    for path in ("/chat", "/chatgpt", "/v1/chat/completions"):
+        response = httpx.post(admin_relay.url + path, json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert response.status_code == 401, (path, response.text)
+    assert httpx.get(admin_relay.url + "/v1/models", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+                     ).status_code == 401
+    assert httpx.get(admin_relay.url + "/v1/models", headers=admin_relay.auth).status_code == 200
+
+
+@pytest.mark.parametrize("authorization", ["Bearer wrong", f"Bearer {ACCESS_KEY}"])
+def test_a_refused_request_body_is_not_read(admin_relay: RunningRelay, authorization: str) -> None:
+    """401 comes before the body: a body that never comes is not waited for, nor 100-continue sent."""
+    head = (f"POST /admin/api/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {authorization}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n")
+    with connect(admin_relay.url, timeout=5) as s:
+        s.sendall(head.encode())
+        reply = read_reply(s)
+        assert reply.status == 401 and b"invalid_api_key" in reply.body
+        assert closes_soon(s)
+
+
+def test_a_body_is_read_once_the_admin_key_passed(admin_relay: RunningRelay) -> None:
+    body = b'{"name": "late"}'
+    head = (f"POST /admin/api/keys HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n")
+    with connect(admin_relay.url, timeout=5) as s:
+        s.sendall(head.encode())
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(body)
+        assert read_reply(s).status == 201
+
+
+@pytest.mark.parametrize("admin_key", [None, ""])
+def test_without_admin_key_every_admin_path_is_404(relay: Callable[..., RunningRelay], tmp_path: Path,
+                                                   admin_key: str | None) -> None:
+    running = relay(admin_key=admin_key, database_url=f"sqlite:///{tmp_path}/relay.db")
+    unknown = httpx.get(running.url + "/no/such/path", headers=running.auth)
+    for method, path in [("GET", "/admin/api/keys"), ("POST", "/admin/api/keys"), ("GET", "/admin/api/keys/x"),
+                         ("PATCH", "/admin/api/keys/x"), ("DELETE", "/admin/api/keys/x"),
+                         ("GET", "/admin/api/openapi.json")]:  # and /admin/api/usage once it is served
+        for headers in ({}, running.auth, {"Authorization": "Bearer anything"}):
+            response = httpx.request(method, running.url + path, headers=headers, json={"name": "x"})
+            assert envelope(response, 404) == {**unknown.json()["error"],
+                                               "message": f"Not Found: {method} {path}"}
+
+
+def test_openapi_document(admin: httpx.Client) -> None:
+    response = admin.get("/admin/api/openapi.json")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
+    document = response.json()
+    assert document["openapi"].startswith("3.1")
+    assert set(document["paths"]) == {"/admin/api/keys", "/admin/api/keys/{name}", "/admin/api/usage",
+                                      "/admin/api/openapi.json"}
+    usage = document["paths"]["/admin/api/usage"]["get"]
+    assert [p["name"] for p in usage["parameters"]] == ["by", "key", "since", "until"]
+    operations = [op for path in document["paths"].values() for m, op in path.items() if m != "parameters"]
+    assert all("401" in op["responses"] for op in operations)
+
+
+def test_limits_up_to_the_database_s_bigint(admin: httpx.Client) -> None:
+    big = 2**63 - 1
+    made = admin.post("/admin/api/keys", json={"name": "big", "tpm": big, "monthly_tokens": big})
+    assert made.status_code == 201, made.text
+    assert admin.get("/admin/api/keys/big").json()["tpm"] == big
+    assert admin.patch("/admin/api/keys/big", json={"tpm": 0}).json()["tpm"] is None  # 0 removes it too
+
+
+def test_one_of_two_creates_of_a_name_at_once_wins(admin: httpx.Client) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: admin.post("/admin/api/keys", json={"name": "race"}).status_code,
+                                   range(8)))
+    assert statuses == [201] + [409] * 7
+
+
+def test_on_postgresql(relay: Callable[..., RunningRelay], postgres_url: str) -> None:
+    running = relay(admin_key=ADMIN_KEY, database_url=postgres_url)
+    with httpx.Client(base_url=running.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        made = client.post("/admin/api/keys", json={"name": "pg", "tpm": 2**63 - 1, "ttl_seconds": 60})
+        assert made.status_code == 201, made.text
+        envelope(client.post("/admin/api/keys", json={"name": "pg"}), 409)
+        assert client.patch("/admin/api/keys/pg", json={"models": ["gpt-4o*"]}).json()["models"] == ["gpt-4o*"]
+        assert client.delete("/admin/api/keys/pg").status_code == 204
+        assert client.get("/admin/api/keys").json()["data"][0]["revoked"] is True
