@@ -18,6 +18,7 @@ from gptrelay.db.engine import create_engine
 from gptrelay.db.schema import migrate
 from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.writer import UsageWriter
+from tests.helpers import run_async
 
 GROUPED = {"requests", "prompt_tokens", "completion_tokens", "total_tokens"}
 REQUEST = {"time", "key", "route", "model", "status", "prompt_tokens", "completion_tokens", "estimated", "outcome"}
@@ -58,7 +59,7 @@ class Usage:
             await writer.close()
             await engine.dispose()
 
-        asyncio.run(go())
+        run_async(go())
 
 
 def rec(day: int, hour: int, key: str | None, model: str | None, prompt: int, completion: int, **more: Any,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 
 from gptrelay.db.schema import migrate
 from gptrelay.usage.records import UsageRecord
+from tests.helpers import run_async
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -18,7 +18,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path}/relay.db"
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
-    asyncio.run(migrate(url))
+    run_async(migrate(url))
     return url
 
 

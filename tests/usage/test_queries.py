@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from gptrelay.db.engine import create_engine
 from gptrelay.usage.queries import By, usage_rows
 from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.writer import UsageWriter
+from tests.helpers import run_async
 from tests.usage.conftest import make
 
 DAY1 = datetime(2026, 11, 24, 23, 59, 59, 999000, tzinfo=UTC)
@@ -39,7 +39,7 @@ def query(url: str, records: list[UsageRecord], tmp_path: Path, **options: Any) 
         finally:
             await engine.dispose()
 
-    return asyncio.run(go())
+    return run_async(go())
 
 
 def totals(requests: int, prompt: int, completion: int) -> dict[str, int]:

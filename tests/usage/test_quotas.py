@@ -12,6 +12,7 @@ from gptrelay.db.engine import create_engine
 from gptrelay.errors import StorageError
 from gptrelay.usage.quotas import QuotaBook
 from gptrelay.usage.writer import UsageWriter
+from tests.helpers import run_async
 from tests.usage.conftest import make
 
 
@@ -58,14 +59,14 @@ def test_loads_this_day_and_month_and_sees_other_writers(database_url: str, tmp_
         await engine.dispose()
         await other.dispose()
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_counts_restart_at_utc_midnight_and_month_start(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/relay.db"
     from gptrelay.db.schema import migrate
 
-    asyncio.run(migrate(url))
+    run_async(migrate(url))
     clock = Clock(datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC))
 
     async def go() -> None:
@@ -82,14 +83,14 @@ def test_counts_restart_at_utc_midnight_and_month_start(tmp_path: Path) -> None:
         await book.close()
         await engine.dispose()
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_reload_counts_recorded_rows_by_the_books_clock(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/relay.db"
     from gptrelay.db.schema import migrate
 
-    asyncio.run(migrate(url))
+    run_async(migrate(url))
     clock = Clock(datetime(2026, 3, 2, 12, 0, tzinfo=UTC))
 
     async def go() -> None:
@@ -107,7 +108,7 @@ def test_reload_counts_recorded_rows_by_the_books_clock(tmp_path: Path) -> None:
         await book.close()
         await engine.dispose()
 
-    asyncio.run(go())
+    run_async(go())
 
 
 def test_a_failing_database_at_start_is_a_storage_error_and_later_keeps_the_counts(tmp_path: Path) -> None:
@@ -121,4 +122,4 @@ def test_a_failing_database_at_start_is_a_storage_error_and_later_keeps_the_coun
         assert book.used("alice") == (5, 5)
         await engine.dispose()
 
-    asyncio.run(go())
+    run_async(go())

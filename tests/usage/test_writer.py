@@ -21,6 +21,7 @@ from gptrelay.db.schema import migrate
 from gptrelay.db.tables import usage
 from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.writer import SPOOL_NAME, UsageWriter
+from tests.helpers import run_async
 from tests.usage.conftest import make
 
 T = TypeVar("T")
@@ -28,7 +29,7 @@ DEAD = "postgresql://postgres@127.0.0.1:1/nothing"  # refused at once
 
 
 def run(action: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(action())
+    return run_async(action())
 
 
 async def stored(url: str) -> list[int]:
@@ -126,7 +127,7 @@ def test_a_dead_database_spools_and_the_next_start_imports(database_url: str, tm
         await engine.dispose()
 
     run(alive)
-    assert len(asyncio.run(stored(database_url))) == 11
+    assert len(run_async(stored(database_url))) == 11
 
 
 def test_the_import_keeps_times_and_fields(database_url: str, tmp_path: Path) -> None:
@@ -156,7 +157,7 @@ def test_the_import_keeps_times_and_fields(database_url: str, tmp_path: Path) ->
 
 def test_a_half_written_spool_line_is_skipped(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/relay.db"
-    asyncio.run(migrate(url))
+    run_async(migrate(url))
     import orjson
 
     (tmp_path / SPOOL_NAME).write_bytes(orjson.dumps(make(1).as_json()) + b"\n" + b'{"time": "2026-')
@@ -167,7 +168,7 @@ def test_a_half_written_spool_line_is_skipped(tmp_path: Path) -> None:
         await engine.dispose()
 
     run(go)
-    assert asyncio.run(stored(url)) == [1]
+    assert run_async(stored(url)) == [1]
 
 
 def test_a_full_disk_is_one_error_and_record_returns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -227,7 +228,7 @@ def test_kill_9_loses_no_record_it_reported(database_url: str, tmp_path: Path) -
     os.kill(child.pid, signal.SIGKILL)
     child.wait(10)
     child.stdout.close()
-    in_database = set(asyncio.run(stored(database_url)))
+    in_database = set(run_async(stored(database_url)))
     assert set(reported) <= in_database
     assert len(reported) >= 300
 
@@ -235,7 +236,7 @@ def test_kill_9_loses_no_record_it_reported(database_url: str, tmp_path: Path) -
 
 def test_records_arriving_during_a_commit_go_together_in_the_next(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/relay.db"
-    asyncio.run(migrate(url))
+    run_async(migrate(url))
 
     async def go() -> None:
         engine = create_engine(url)
