@@ -30,8 +30,11 @@ from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings, is_loopback
-from gptrelay.state import ACCESS_KEYS, ADMISSION, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
+from gptrelay.state import ACCESS_KEYS, ACCOUNTING, ADMISSION, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
 from gptrelay.upstream.transport import Upstream
+from gptrelay.usage.accounting import Accounting
+from gptrelay.usage.quotas import QuotaBook
+from gptrelay.usage.writer import UsageWriter
 from gptrelay.watchdog import Sweeper
 
 
@@ -63,13 +66,24 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[KEY_STORE] = store
     keys = app[ACCESS_KEYS]
     keys.named = cache
+    writer = UsageWriter(engine)
+    await writer.start()
+    quotas = QuotaBook(engine)
+    await quotas.start()
+    app[ACCOUNTING].writer = writer
+    app[ADMISSION].quotas = quotas
     if not keys.required and not is_loopback(settings.host) and not settings.allow_no_auth:
+        await quotas.close()
+        await writer.close()
         await cache.close()
         await engine.dispose()
         raise RefusedStart(f"refusing to serve on {settings.host} without an access key: set AUTHORIZATION_KEY "
                            "or make a key with `gptrelay keys create` (or pass --allow-no-auth if something "
                            "else guards this relay)")
     yield
+    await writer.close()  # commits what is pending
+    app[ACCOUNTING].writer = None
+    await quotas.close()
     keys.named = None
     await cache.close()
     await engine.dispose()
@@ -111,11 +125,11 @@ ROUTES = (
     Route("/healthz", ("GET", "HEAD"), pages.healthz, public=True),
     Route("/static/{name:.+}", ("GET", "HEAD"), pages.static, public=True),
     Route("/favicon.ico", ("GET", "HEAD"), _not_found, public=True),
-    Route("/chat", ("POST",), chat, frames=True),
-    Route("/chatgpt", ("POST",), chatgpt),
+    Route("/chat", ("POST",), chat, frames=True, recorded=True),
+    Route("/chatgpt", ("POST",), chatgpt, recorded=True),
     *admin_routes(),
 )
-GATEWAY = Route("/v1/{path:.*}", ("*",), gateway)
+GATEWAY = Route("/v1/{path:.*}", ("*",), gateway, recorded=True)
 ANYTHING_ELSE = Route("/{tail:.*}", ("*",), _not_found)
 
 
@@ -128,11 +142,12 @@ def create_app(settings: Settings) -> web.Application:
     app[PAGE] = pages.page_html(settings.default_model)
     app[ACCESS_KEYS] = keys
     admission = app[ADMISSION] = Admission()
+    accounting = app[ACCOUNTING] = Accounting(admission)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_resources)
 
     def add(route: Route, method: str) -> None:
-        door = front_door(route, cors, keys, admission, settings.client_write_timeout)
+        door = front_door(route, cors, keys, admission, accounting, settings.client_write_timeout)
         app.router.add_route(method, route.path, door, expect_handler=_no_early_continue)
 
     for route in ROUTES:

@@ -1,6 +1,6 @@
 """The front door: one pipeline per route, built once at start::
 
-    preflight → check the request → authenticate → admit → handler → [account]
+    preflight → check the request → authenticate → admit → handler → account
 
 Each route declares whether it is public (no key: the page, its files, the
 health check) and how its errors are told (``/chat``'s frames, or OpenAI's
@@ -10,7 +10,10 @@ finds who is calling (a ``Caller``, kept on the request as ``CALLER``),
 watches that the client takes its reply (``CLIENT_WRITE_TIMEOUT``), and is
 the one place a ``RelayError`` becomes a response. A caller with limits is
 admitted (origins, quotas, RPM and TPM: ``gptrelay.limits.admission``) before
-its handler runs; accounting (usage records) takes its place in this line next.
+its handler runs. A request to a recorded route gets a ``Meter``
+(``gptrelay.usage``): the route commits its record just before its response
+ends; the door commits the record of a request that ends here (refused,
+failed, or left by its client) before its own answer.
 
 It wraps each handler rather than being an aiohttp middleware: a middleware
 chain costs two more coroutine calls per request, on every streamed token's path.
@@ -28,7 +31,10 @@ from gptrelay.auth.access import AccessKeys
 from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, report
 from gptrelay.http.cors import Cors
 from gptrelay.limits.admission import Admission
-from gptrelay.state import CALLER, SWEEPER
+from gptrelay.state import CALLER, METER, SWEEPER
+from gptrelay.usage.accounting import Accounting
+from gptrelay.usage.meter import Meter
+from gptrelay.usage.records import Outcome
 from gptrelay.watchdog import ClientWatch
 from gptrelay.wire import frames
 
@@ -39,15 +45,20 @@ class Route(NamedTuple):
     handler: Handler
     public: bool = False  # served without a key
     frames: bool = False  # errors as /chat frames, else in OpenAI's envelope
+    recorded: bool = False  # each request leaves a usage record
 
 
-def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission, write_timeout: float) -> Handler:
+def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission, accounting: Accounting,
+               write_timeout: float) -> Handler:
     """``route``'s handler behind the door."""
     handler = route.handler
     public = route.public
     as_frames = route.frames
+    recorded = route.recorded
+    label = route.path if "{" not in route.path else None  # else the request's own path
 
     async def guarded(request: web.Request) -> web.StreamResponse:
+        meter: Meter | None = None
         try:
             if request.method == "OPTIONS":
                 return cors.preflight(request)  # before any key check
@@ -56,6 +67,8 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
             if public:
                 return await handler(request)
             caller = request[CALLER] = keys.identify(request)
+            if recorded:
+                meter = request[METER] = Meter(accounting, caller, label or request.path)
             if caller.limited:
                 await admission.admit(request, caller)
             watch = ClientWatch(request.app[SWEEPER], request, write_timeout)
@@ -65,17 +78,30 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
                 watch.close()
         except RelayError as error:
             report(error, request.method, request.path)
+            await _account(meter, error.status)
             return render(request, error, as_frames)
         except web.HTTPException as error:
             if error.status < 400:
                 raise
+            await _account(meter, error.status)
             return render(request, _http_error(request, error), as_frames)
         except ConnectionResetError:
             # The client went away while we wrote to it: nothing to answer, nothing to log
             # (aiohttp drops this response quietly when it cannot be sent).
+            await _account(meter, 499, "client_gone")
             return web.Response(status=499)
+        finally:
+            if meter is not None and not meter.committed:  # the client left (the handler was cancelled)
+                await _account(meter, 499, "client_gone")
 
     return guarded
+
+
+async def _account(meter: Meter | None, status: int, outcome: Outcome = "error") -> None:
+    """Record a request that ends here (refused, failed or left), before its answer is sent."""
+    if meter is not None and not meter.committed:
+        meter.failed(status, outcome)
+        await meter.commit()
 
 
 def check_request(request: web.Request) -> None:

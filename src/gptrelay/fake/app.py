@@ -185,7 +185,8 @@ class FakeUpstream:
             return list(chunks.bench_events(model, scenario.integer("chunks", 50),
                                             scenario.integer("size", 8)))
         options = body.get("stream_options")
-        usage = name == "empty-choices" or (isinstance(options, dict) and bool(options.get("include_usage")))
+        # As OpenAI: the usage chunk (and "usage": null in every other chunk) only when asked for.
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
         writer = chunks.ChunkWriter(model, usage=usage)
         events: list[bytes] = []
         if name == "empty-choices":

@@ -17,7 +17,8 @@ split-events       events cut at random byte positions across writes
 coalesced          the whole stream written at once
 crlf               ``\\r\\n`` line endings
 comments           ``: keep-alive`` comment lines between events
-empty-choices      Azure's prompt-filter chunk first and a usage chunk last
+empty-choices      Azure's prompt-filter chunk first (and, as always when the request
+                   asks for it, a usage chunk last)
 tool-calls         tool-call deltas and no content
 length             stops with ``finish_reason: "length"`` after ``cut`` pieces
 long               a long text delivered ``cut`` pieces per request; a later

@@ -20,7 +20,7 @@ from gptrelay.errors import BadRequest, ExpectationFailed, PayloadTooLarge, Requ
 from gptrelay.watchdog import Sweeper, Watchdog
 
 # zlib's window bits for each Content-Encoding it can undo.
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _INFLATE_STEP = 1024 * 1024  # inflate this much, then let other requests run
 
 
@@ -117,7 +117,7 @@ async def decode(raw: bytes, encoding: str | None, limit: int) -> bytes:
     name = (encoding or "identity").strip().lower()
     if name == "identity":
         return raw
-    wbits = _WBITS.get(name)
+    wbits = WBITS.get(name)
     if wbits is None:
         raise UnsupportedEncoding(f"Content-Encoding {name[:40]!r} is not supported here: "
                                   "send the body as gzip, deflate or uncompressed")

@@ -3,6 +3,7 @@ and the event-stream pieces the relay writes itself."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 
 import orjson
@@ -30,10 +31,11 @@ class Stream:
     first byte is told with its own status.
     """
 
-    __slots__ = ("_keepalive", "request", "response")
+    __slots__ = ("_keepalive", "request", "response", "started_at")
 
     def __init__(self, request: web.Request, content_type: str, keepalive: bytes) -> None:
         self.request = request
+        self.started_at = 0.0  # the loop's time when the first bytes went out
         self.response = web.StreamResponse(headers={"Content-Type": content_type, **STREAM_HEADERS})
         self._keepalive = keepalive
 
@@ -53,6 +55,7 @@ class Stream:
         return self._start(data)
 
     async def _start(self, data: bytes) -> None:
+        self.started_at = asyncio.get_running_loop().time()
         await self.response.prepare(self.request)
         await self.response.write(data)
 

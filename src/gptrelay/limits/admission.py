@@ -8,6 +8,10 @@ admitted request). The model allowlist is checked where the body is read
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
 from aiohttp import web
 
 from gptrelay.auth.caller import Caller
@@ -16,12 +20,27 @@ from gptrelay.limits.limiter import Limiter
 from gptrelay.limits.memory import MemoryLimiter
 
 
-class Quotas:
-    """Tokens recorded per key this UTC day and month: told by the usage records."""
+class Quotas(Protocol):
+    """Tokens recorded per key this UTC day and month (``gptrelay.usage.quotas.QuotaBook``)."""
 
-    def exceeded(self, caller: Caller) -> int | None:
-        """None while ``caller`` is under its quotas, else seconds until the day or month turns."""
-        return None
+    def exceeded(self, key: str | None, daily: int | None, monthly: int | None) -> bool: ...
+
+    def used(self, key: str) -> tuple[int, int]: ...
+
+    def add(self, key: str | None, tokens: int) -> None: ...
+
+
+class NoQuotas:
+    """Before the usage records are read: nothing is used yet."""
+
+    def exceeded(self, key: str | None, daily: int | None, monthly: int | None) -> bool:
+        return False
+
+    def used(self, key: str) -> tuple[int, int]:
+        return 0, 0
+
+    def add(self, key: str | None, tokens: int) -> None:
+        pass
 
 
 class Admission:
@@ -31,7 +50,7 @@ class Admission:
 
     def __init__(self) -> None:
         self.limiter: Limiter = MemoryLimiter()
-        self.quotas = Quotas()
+        self.quotas: Quotas = NoQuotas()
 
     async def admit(self, request: web.Request, caller: Caller) -> None:
         """Raise ``Forbidden``, ``QuotaExceeded`` or ``RateLimited`` unless ``caller`` may go on."""
@@ -40,16 +59,27 @@ class Admission:
             if origin is None or origin.rstrip("/") not in caller.origins:
                 raise Forbidden(f"this access key may be used only from {', '.join(sorted(caller.origins))}",
                                 "origin_not_allowed")
-        if caller.daily_tokens is not None or caller.monthly_tokens is not None:
-            wait = self.quotas.exceeded(caller)
-            if wait is not None:
-                raise QuotaExceeded("this access key has used its token quota: it can be used again "
-                                    f"in {wait} s, when the UTC day or month turns", wait)
+        if (caller.daily_tokens is not None or caller.monthly_tokens is not None) and \
+                self.quotas.exceeded(caller.name, caller.daily_tokens, caller.monthly_tokens):
+            raise quota_exceeded(caller, self.quotas.used(caller.name))
         if caller.rpm is not None or caller.tpm is not None:
             wait = await self.limiter.admit(caller.name, caller.rpm, caller.tpm)
             if wait is not None:
                 raise RateLimited(f"rate limit reached for this access key ({describe(caller)}): "
                                   f"try again in {wait} s", wait)
+
+
+def quota_exceeded(caller: Caller, used: tuple[int, int]) -> QuotaExceeded:
+    """The refusal, with the seconds until the quota that is spent renews (the UTC day's or month's)."""
+    now = datetime.now(UTC)
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    next_month = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0,
+                                                                   microsecond=0)
+    monthly_spent = caller.monthly_tokens is not None and used[1] >= caller.monthly_tokens
+    renews = next_month if monthly_spent else tomorrow
+    which = "monthly" if monthly_spent else "daily"
+    return QuotaExceeded(f"this access key has used its {which} token quota; it renews at "
+                         f"{renews.isoformat(timespec='seconds')}", max(1, math.ceil((renews - now).total_seconds())))
 
 
 def describe(caller: Caller) -> str:

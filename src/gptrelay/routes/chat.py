@@ -6,20 +6,22 @@ from collections.abc import Awaitable, Sequence
 
 from aiohttp import web
 
-from gptrelay.errors import RelayError, report
+from gptrelay.errors import RelayError, StreamCut, report
 from gptrelay.http.streaming import Stream
 from gptrelay.routes.chat_request import open_chat, read_chat_request
+from gptrelay.state import METER
 from gptrelay.wire import frames
 from gptrelay.wire.completions import CompletionReader
 from gptrelay.wire.sse import SSEDecoder
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
-    payload = await read_chat_request(request)
+    asked = await read_chat_request(request)
+    meter = request[METER]
     stream = Stream(request, frames.CONTENT_TYPE, frames.KEEPALIVE)
     reader = CompletionReader()
     try:
-        async with await open_chat(request, payload, stream) as upstream:
+        async with await open_chat(request, asked.payload, stream) as upstream:
             decoder = SSEDecoder()
             await upstream.pump(lambda chunk: _relay(decoder.feed_data(chunk), reader, stream))
             pending = _relay([event.data for event in decoder.flush()], reader, stream)
@@ -29,8 +31,13 @@ async def chat(request: web.Request) -> web.StreamResponse:
     except RelayError as error:
         report(error, "POST", "/chat")
         stream.set_status(error.status)
+        meter.failed(error.status, "cut" if isinstance(error, StreamCut) else "error")
         await stream.write(frames.error(error.message))
-    await stream.write(frames.done(reader.finish_reason, reader.usage))
+    usage = reader.usage
+    meter.count(usage, reader.pieces)
+    meter.first_byte = stream.started_at
+    await meter.commit()  # before the done frame: a client that saw its reply end has its record
+    await stream.write(frames.done(reader.finish_reason, usage if asked.wants_usage else None))
     return await stream.finish()
 
 

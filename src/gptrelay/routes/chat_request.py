@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiohttp import web
@@ -12,7 +12,7 @@ from gptrelay.http.bodies import decode, read_raw
 from gptrelay.http.headers import USER_AGENT
 from gptrelay.http.streaming import Stream
 from gptrelay.limits.admission import check_model
-from gptrelay.state import BODY_LIMITS, CALLER, SETTINGS, UPSTREAM
+from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 
 # What the relay sends upstream for a chat: JSON in, an uncompressed event stream out.
@@ -54,9 +54,28 @@ def check_chat(body: dict[str, Any], default_model: str) -> bytes:
     return bytes(memoryview(orjson.dumps(body)))
 
 
-async def read_chat_request(request: web.Request) -> bytes:
+class ChatRequest(NamedTuple):
+    payload: bytes  # the upstream's body
+    wants_usage: bool  # the client asked for the usage chunk itself (the relay always asks for it)
+
+
+def ask_for_usage(body: dict[str, Any]) -> bool:
+    """Ask the upstream for the usage chunk; whether the client had asked for it itself."""
+    options = body.get("stream_options")
+    if options is None:
+        body["stream_options"] = {"include_usage": True}
+        return False
+    if isinstance(options, dict):
+        asked = options.get("include_usage") is True
+        options["include_usage"] = True
+        return asked
+    return True  # (not an object: the upstream says what it makes of it)
+
+
+async def read_chat_request(request: web.Request) -> ChatRequest:
     """The upstream's body for this request; raises ``BadRequest`` and kin for bad input.
-    A compressed body is inflated here, after the key check, up to the body limit."""
+    A compressed body is inflated here, after the key check, up to the body limit. The
+    relay asks the upstream for the usage chunk (for the usage record)."""
     settings = request.app[SETTINGS]
     limit = settings.max_body_size
     raw = await read_raw(request, request.app[BODY_LIMITS], limit)
@@ -64,9 +83,13 @@ async def read_chat_request(request: web.Request) -> bytes:
     if encoding is not None:
         raw = await decode(raw, encoding, limit)
     body = parse_json_object(raw)
+    wants_usage = ask_for_usage(body)
     payload = check_chat(body, settings.default_model)
+    meter = request[METER]
+    meter.model = body["model"]
+    meter.prompt_size = len(raw)
     check_model(request[CALLER], body["model"])
-    return payload
+    return ChatRequest(payload, wants_usage)
 
 
 async def open_chat(request: web.Request, payload: bytes, stream: Stream) -> UpstreamResponse:

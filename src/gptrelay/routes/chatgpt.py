@@ -10,43 +10,88 @@ from collections.abc import Awaitable
 
 from aiohttp import web
 
-from gptrelay.errors import RelayError, report
+from gptrelay.errors import RelayError, StreamCut, report
 from gptrelay.http.streaming import SSE_DONE, SSE_PING, Stream, sse_error
 from gptrelay.routes.chat_request import open_chat, read_chat_request
+from gptrelay.state import METER
+from gptrelay.usage.meter import Meter
 from gptrelay.wire.completions import DONE
-from gptrelay.wire.sse import SSEDecoder
+from gptrelay.wire.sse import Event, SSEDecoder
+from gptrelay.wire.tokens import MARK
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
+# A chunk with no choices and a usage: the one the relay asked for.
+_USAGE_ONLY, _USAGE_ONLY_SPACED = b'"choices":[]', b'"choices": []'
+_NULL_USAGE = b',"usage":null'
 
 
 async def chatgpt(request: web.Request) -> web.StreamResponse:
-    payload = await read_chat_request(request)
+    asked = await read_chat_request(request)
+    meter = request[METER]
     stream = Stream(request, CONTENT_TYPE, SSE_PING)
+    done = SSE_DONE  # the end of the stream, written once the usage record is committed
     try:
-        async with await open_chat(request, payload, stream) as upstream:
+        async with await open_chat(request, asked.payload, stream) as upstream:
             decoder = SSEDecoder()
-            done = False
+            relay = _Relay(meter, strip_usage=not asked.wants_usage)
 
             def forward(chunk: bytes) -> Awaitable[None] | None:
-                nonlocal done
                 events = decoder.feed(chunk)
                 if not events:
                     return None
-                done = events[-1].data == DONE
-                return stream.write(events[0].raw if len(events) == 1 else b"".join(e.raw for e in events))
+                data = relay.hold_done(events)
+                return stream.write(data) if data else None
 
             await upstream.pump(forward)
-            events = decoder.flush()
-            tail = b"".join(e.raw for e in events) + decoder.rest
-            if events:
-                done = events[-1].data == DONE
+            tail = relay.hold_done(decoder.flush()) + decoder.rest
             if tail:
                 await stream.write(tail)
-            if not done:
-                await stream.write(SSE_DONE)
+            done = relay.done or SSE_DONE
+            meter.reply_size = relay.pieces
     except RelayError as error:
         if not stream.started:
             raise  # rendered with its status; an upstream error keeps the upstream's own body
         report(error, "POST", "/chatgpt")
-        await stream.write(sse_error(error) + SSE_DONE)
+        meter.failed(error.status, "cut" if isinstance(error, StreamCut) else "error")
+        await stream.write(sse_error(error))
+    meter.first_byte = stream.started_at
+    await meter.commit()  # before [DONE]: a client that saw its stream end has its record
+    await stream.write(done)
     return await stream.finish()
+
+
+class _Relay:
+    """What ``/chatgpt`` keeps back from the upstream's events: the usage chunk the relay asked for
+    itself (its counts go to the meter), and ``[DONE]`` until the record is committed."""
+
+    __slots__ = ("done", "meter", "pieces", "strip_usage")
+
+    def __init__(self, meter: Meter, strip_usage: bool) -> None:
+        self.meter = meter
+        self.strip_usage = strip_usage
+        self.done = b""
+        self.pieces = 0
+
+    def take_usage(self, events: list[Event]) -> list[Event]:
+        kept = []
+        for event in events:
+            if MARK in event.raw:
+                self.meter.read_usage(event.raw)
+                if self.strip_usage and (_USAGE_ONLY in event.raw or _USAGE_ONLY_SPACED in event.raw):
+                    continue
+            kept.append(event)
+        return kept
+
+    def hold_done(self, events: list[Event]) -> bytes:
+        """The events' bytes to write now: without a final ``[DONE]`` (kept in ``done``), and, when
+        the relay asked for usage, without its usage chunk and the ``"usage":null`` that asking
+        adds to every other chunk."""
+        self.pieces += len(events)
+        if events and events[-1].data == DONE:
+            self.done = events[-1].raw
+            events = events[:-1]
+        data = events[0].raw if len(events) == 1 else b"".join(event.raw for event in events)
+        if MARK in data:  # the usage chunk is among them
+            events = self.take_usage(events)
+            data = b"".join(event.raw for event in events)
+        return data.replace(_NULL_USAGE, b"") if self.strip_usage else data

@@ -10,7 +10,8 @@ its bytes. Paths with ``.`` or ``..`` segments are refused, never forwarded.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from urllib.parse import unquote
 
 import orjson
@@ -19,11 +20,13 @@ from aiohttp import web
 from gptrelay.auth.caller import Caller
 from gptrelay.errors import BadRequest, PayloadTooLarge, RelayError, UpstreamError, report
 from gptrelay.http import headers as header_rules
-from gptrelay.http.bodies import decode, read_raw, stream_raw
-from gptrelay.http.streaming import SSE_PING, STREAM_HEADERS, sse_error
+from gptrelay.http.bodies import WBITS, decode, read_raw, stream_raw
+from gptrelay.http.streaming import SSE_DONE, SSE_PING, STREAM_HEADERS, sse_error
 from gptrelay.limits.admission import check_model
-from gptrelay.state import BODY_LIMITS, CALLER, SETTINGS, UPSTREAM
+from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
+from gptrelay.usage.meter import Meter
+from gptrelay.wire.tokens import MARK
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
 SMALL_BODY = 1024 * 1024
@@ -47,6 +50,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     check_path(path)
     settings = request.app[SETTINGS]
     caller = request[CALLER]
+    meter = request[METER]
     is_json = request.content_type == "application/json"
     limit = settings.max_body_size if is_json else settings.max_upload_size
     data: bytes | AsyncIterator[bytes] | None = None
@@ -62,8 +66,12 @@ async def gateway(request: web.Request) -> web.StreamResponse:
                 check_model(caller, await _model_of(data, request.headers.get("Content-Encoding"), limit))
             if is_json and _STREAM_TRUE.search(data):
                 accept_encoding = "identity"  # a streamed reply is never compressed
+            meter.prompt_size = len(data)
+            if is_json:
+                meter.model = _model_named(data)
         else:
             data = stream_raw(request, request.app[BODY_LIMITS], limit)
+            meter.prompt_size = length or 0
     listing = caller.models is not None and request.method == "GET" and path == "/v1/models"
     if listing:
         accept_encoding = "identity"  # the list is read and filtered here
@@ -84,22 +92,111 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         streaming = upstream.is_event_stream
         if streaming:
             response.headers.update(STREAM_HEADERS)
+        meter.status = upstream.status
+        if upstream.status >= 400:
+            meter.outcome = "error"
         await response.prepare(request)
+        meter.sent_first_byte()
         if streaming:
             upstream.keep_alive(lambda: response.write(SSE_PING))
+        end = _StreamEnd(meter, response) if streaming else _BodyEnd(meter, response, upstream.headers)
         try:
-            await upstream.pump(response.write)
+            await upstream.pump(end.write)
         except RelayError as error:
             report(error, request.method, request.path)
+            meter.failed(meter.status if meter.status >= 400 else 502, "cut")
             if not streaming:
+                await meter.commit()
                 # The body's framing is left unfinished: the client sees it is incomplete.
                 if request.transport is not None:
                     request.transport.close()
                 return response
             await response.write(sse_error(error))
+        await end.finish()
     await response.write_eof()
     return response
 
+
+
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _model_named(data: bytes) -> str | None:
+    """The model a JSON body names, found without parsing it (the first ``"model": "…"``)."""
+    found = _MODEL.search(data)
+    return found.group(1).decode("utf-8", "replace") if found else None
+
+
+class _StreamEnd:
+    """An event stream's reads go to the client as they come; the usage they report goes to the
+    meter; a final ``data: [DONE]`` waits until the record is committed."""
+
+    __slots__ = ("_done", "_meter", "_write")
+
+    def __init__(self, meter: Meter, response: web.StreamResponse) -> None:
+        self._meter = meter
+        self._write = response.write
+        self._done = b""
+
+    def write(self, chunk: bytes) -> Awaitable[None] | None:
+        meter = self._meter
+        if MARK in chunk:
+            meter.read_usage(chunk)
+        meter.reply_size += chunk.count(b"data:")  # events: about a token each, for an estimate
+        if chunk.endswith(SSE_DONE):
+            self._done = SSE_DONE
+            chunk = chunk[:-len(SSE_DONE)]
+            if not chunk:
+                return None
+        return self._write(chunk)
+
+    async def finish(self) -> None:
+        await self._meter.commit()
+        if self._done:
+            await self._write(self._done)
+
+
+class _BodyEnd:
+    """A body's reads go to the client one read late, so that its last bytes wait until the
+    record is committed. The usage a JSON reply reports is at its end: the end is kept (inflated
+    on the side when the reply is compressed, as it passes through compressed)."""
+
+    __slots__ = ("_held", "_inflater", "_meter", "_tail", "_write")
+
+    def __init__(self, meter: Meter, response: web.StreamResponse, headers: Mapping[str, str]) -> None:
+        self._meter = meter
+        self._write = response.write
+        self._held = b""
+        self._tail = b""  # the (inflated) end of what was written
+        wbits = WBITS.get(headers.get("Content-Encoding", "").lower())
+        json = headers.get("Content-Type", "").startswith("application/json")
+        self._inflater = zlib.decompressobj(wbits) if wbits is not None and json else None
+
+    def write(self, chunk: bytes) -> Awaitable[None] | None:
+        held, self._held = self._held, chunk
+        if not held:
+            return None
+        self._keep(held)
+        return self._write(held)
+
+    def _keep(self, data: bytes) -> None:
+        if self._inflater is not None:
+            try:
+                data = self._inflater.decompress(data)
+            except zlib.error:
+                self._inflater = None
+                return
+        self._tail = (self._tail + data)[-4096:]
+
+    async def finish(self) -> None:
+        meter = self._meter
+        meter.prompt, meter.completion = 0, 0  # a body that reports no usage used no tokens
+        self._keep(self._held)
+        if MARK in self._tail:
+            meter.read_usage(self._tail)
+        await meter.commit()
+        if self._held:
+            await self._write(self._held)
 
 
 async def _model_of(data: bytes, encoding: str | None, limit: int) -> object:

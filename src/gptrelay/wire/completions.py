@@ -51,10 +51,11 @@ def error_code(body: Any) -> str | None:
 class CompletionReader:
     """Reads one streamed chat completion, event by event (each event's data, as bytes or text)."""
 
-    __slots__ = ("done", "finish_reason", "usage")
+    __slots__ = ("done", "finish_reason", "pieces", "usage")
 
     def __init__(self) -> None:
         self.done = False
+        self.pieces = 0  # content deltas read: about one token each
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
 
@@ -81,6 +82,7 @@ class CompletionReader:
             if delta:
                 content = delta.get("content")
                 if content:
+                    self.pieces += 1
                     return content  # type: ignore[no-any-return]
             return None
         usage = chunk.get("usage")
