@@ -64,13 +64,15 @@ def test_a_write_to_a_vanished_client_ends_the_request_quietly() -> None:
     from gptrelay.door import Route, front_door
     from gptrelay.http.cors import Cors
     from gptrelay.limits.admission import Admission
+    from gptrelay.usage.accounting import Accounting
 
     async def handler(request: web.Request) -> web.StreamResponse:
         raise ConnectionResetError("Cannot write to closing transport")
 
     async def go() -> web.StreamResponse:
         route = Route("/v1/{path:.*}", ("*",), handler, public=True)
-        guarded = front_door(route, Cors(("*",)), AccessKeys(()), Admission(), write_timeout=120)
+        admission = Admission()
+        guarded = front_door(route, Cors(("*",)), AccessKeys(()), admission, Accounting(admission), write_timeout=120)
         return await guarded(make_mocked_request("POST", "/v1/chat/completions"))
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # Playwright may own this thread's loop

@@ -184,7 +184,7 @@ def test_limits_that_are_none_cost_nothing(prefix: str) -> None:
 @needs_redis
 def test_200_at_once_in_one_process(prefix: str) -> None:
     async def go() -> list[int | None]:
-        limiter = RedisLimiter(URL, prefix=prefix, connections=16)  # most calls wait for a connection
+        limiter = RedisLimiter(URL, prefix=prefix, connections=16, timeout=5)  # most calls wait for a connection
         try:
             return await asyncio.gather(*(limiter.admit("k", 50, None) for _ in range(200)))
         finally:
