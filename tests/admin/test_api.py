@@ -214,7 +214,7 @@ def test_without_admin_key_every_admin_path_is_404(relay: Callable[..., RunningR
     unknown = httpx.get(running.url + "/no/such/path", headers=running.auth)
     for method, path in [("GET", "/admin/api/keys"), ("POST", "/admin/api/keys"), ("GET", "/admin/api/keys/x"),
                          ("PATCH", "/admin/api/keys/x"), ("DELETE", "/admin/api/keys/x"),
-                         ("GET", "/admin/api/openapi.json")]:  # and /admin/api/usage once it is served
+                         ("GET", "/admin/api/openapi.json"), ("GET", "/admin/api/usage")]:
         for headers in ({}, running.auth, {"Authorization": "Bearer anything"}):
             response = httpx.request(method, running.url + path, headers=headers, json={"name": "x"})
             assert envelope(response, 404) == {**unknown.json()["error"],
@@ -258,3 +258,19 @@ def test_on_postgresql(relay: Callable[..., RunningRelay], postgres_url: str) ->
         assert client.patch("/admin/api/keys/pg", json={"models": ["gpt-4o*"]}).json()["models"] == ["gpt-4o*"]
         assert client.delete("/admin/api/keys/pg").status_code == 204
         assert client.get("/admin/api/keys").json()["data"][0]["revoked"] is True
+
+
+def test_usage_over_http(admin: httpx.Client, admin_relay: RunningRelay) -> None:
+    made = admin.post("/admin/api/keys", json={"name": "user-1"}).json()
+    for key in (made["key"], made["key"], admin_relay.key):
+        assert httpx.post(f"{admin_relay.url}/chat", json={"messages": [{"role": "user", "content": "hi"}]},
+                          headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    by_key = admin.get("/admin/api/usage").json()["data"]
+    assert {row["key"]: row["requests"] for row in by_key} == {"user-1": 2, None: 1}
+    rows = admin.get("/admin/api/usage", params={"by": "request", "key": "user-1"}).json()["data"]
+    assert [(row["route"], row["status"], row["outcome"]) for row in rows] == [("/chat", 200, "ok")] * 2
+    assert admin.get("/admin/api/usage", params={"since": "2999-01-01"}).json() == {"data": []}
+    for params in ({"by": "week"}, {"since": "yesterday"}):
+        response = admin.get("/admin/api/usage", params=params)
+        assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
+    assert httpx.get(f"{admin_relay.url}/admin/api/usage", headers=admin_relay.auth).status_code == 401

@@ -26,6 +26,7 @@ from gptrelay.door import Route
 from gptrelay.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from gptrelay.http.bodies import decode, read_raw
 from gptrelay.state import BODY_LIMITS, KEY_STORE, SETTINGS
+from gptrelay.usage.queries import BY, parse_date, usage_rows
 
 MAX_BODY = 64 * 1024
 CHANGES = frozenset({*LIMITS, "models", "origins", "expires_at", "ttl_seconds"})
@@ -152,13 +153,26 @@ async def openapi(request: web.Request) -> web.StreamResponse:
     return web.Response(body=_OPENAPI, content_type="application/json")
 
 
+async def usage(request: web.Request) -> web.Response:
+    """``GET /admin/api/usage?by=&key=&since=&until=``: the rows of ``gptrelay usage --json``."""
+    store = admin_store(request)
+    query = request.query
+    by = query.get("by", "key")
+    if by not in BY:
+        raise Unprocessable(f"'by' must be one of {', '.join(BY)}")
+    try:
+        since, until = parse_date("since", query.get("since")), parse_date("until", query.get("until"))
+    except BadRequest as error:
+        raise Unprocessable(error.message) from None
+    rows = await usage_rows(store.engine, by, query.get("key") or None, since, until)  # type: ignore[arg-type]
+    return web.Response(body=orjson.dumps({"data": rows}), content_type="application/json")
+
+
 def admin_routes() -> tuple[Route, ...]:
     """The admin API's routes, for the app's table. Public at the door: the handlers check ADMIN_KEY."""
     return (
         Route("/admin/api/keys", ("GET", "POST"), keys, public=True),
         Route("/admin/api/keys/{name}", ("GET", "PATCH", "DELETE"), key, public=True),
-        # USAGE: GET /admin/api/usage?by=&key=&since=&until= goes here, as
-        #     Route("/admin/api/usage", ("GET",), usage, public=True),
-        # its handler starting with admin_store(request) like the others; openapi.py already describes it.
+        Route("/admin/api/usage", ("GET",), usage, public=True),
         Route("/admin/api/openapi.json", ("GET",), openapi, public=True),
     )

@@ -15,24 +15,12 @@ import click
 
 from gptrelay.cli.keys import dump, one_line_errors
 from gptrelay.errors import BadRequest
+from gptrelay.usage.queries import parse_date
 
 BY = ("key", "model", "day", "request")
 NUMBERS = {"requests", "prompt_tokens", "completion_tokens", "total_tokens", "status"}
 HEADERS = {"requests": "REQUESTS", "prompt_tokens": "PROMPT", "completion_tokens": "COMPLETION",
            "total_tokens": "TOTAL", "estimated": "ESTIMATED"}
-
-
-def parse_date(option: str, text: str | None) -> datetime | None:
-    """An ISO 8601 date or time (``2026-11-01``, ``2026-11-01T08:00``, ``…+02:00``); UTC when no zone."""
-    from gptrelay.usage.records import utc
-
-    if text is None:
-        return None
-    try:
-        return utc(datetime.fromisoformat(text.strip()))
-    except ValueError:
-        raise BadRequest(f"bad {option} {text!r}: use ISO 8601, such as 2026-11-01 or 2026-11-01T08:00:00Z"
-                         ) from None
 
 
 def fetch(env_file: str, by: str, key: str | None, since: datetime | None, until: datetime | None,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gptrelay.db.engine import storage_errors
 from gptrelay.db.tables import usage
+from gptrelay.errors import BadRequest
 from gptrelay.usage.records import iso_ms, utc
 
 By = Literal["key", "model", "day", "request"]
@@ -69,3 +70,14 @@ async def usage_rows(engine: AsyncEngine, by: By = "key", key: str | None = None
         grouped = (await connection.execute(query)).all()
     return [{by: name, "requests": int(requests), "prompt_tokens": int(p), "completion_tokens": int(c),
              "total_tokens": int(p) + int(c)} for name, requests, p, c in grouped]
+
+
+def parse_date(option: str, text: str | None) -> datetime | None:
+    """An ISO 8601 date or time (``2026-11-01``, ``2026-11-01T08:00``, ``…+02:00``); UTC when no zone."""
+    if text is None:
+        return None
+    try:
+        return utc(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise BadRequest(f"bad {option} {text!r}: use ISO 8601, such as 2026-11-01 or 2026-11-01T08:00:00Z"
+                         ) from None
