@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gptrelay.admin import admin_routes
 from gptrelay.auth.access import AccessKeys
+from gptrelay.auth.addresses import Addresses, parse_networks
 from gptrelay.auth.keycache import KeyCache
 from gptrelay.auth.keys import KeyStore
 from gptrelay.db.engine import connected
@@ -135,7 +136,8 @@ ANYTHING_ELSE = Route("/{tail:.*}", ("*",), _not_found)
 
 def create_app(settings: Settings) -> web.Application:
     cors = Cors(settings.cors_origins)
-    keys = AccessKeys(settings.access_keys, loopback_hosts_only=is_loopback(settings.host))
+    keys = AccessKeys(settings.access_keys, loopback_hosts_only=is_loopback(settings.host),
+                      addresses=Addresses(parse_networks(settings.trusted_proxies)))
     app = web.Application(client_max_size=settings.max_body_size)
     cors.install(app)
     app[SETTINGS] = settings

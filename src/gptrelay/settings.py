@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     port: int = Field(3666, ge=0, le=65535, validation_alias=AliasChoices("SERVER_PORT", "PORT"))
     default_model: str = Field("gpt-4o-mini", min_length=1, validation_alias="DEFAULT_MODEL")
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(("*",), validation_alias="CORS_ORIGINS")
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field((), validation_alias="TRUSTED_PROXIES")
 
     connect_timeout: float = Field(10.0, gt=0, validation_alias="UPSTREAM_CONNECT_TIMEOUT")
     first_byte_timeout: float = Field(600.0, gt=0, validation_alias="UPSTREAM_FIRST_BYTE_TIMEOUT")
@@ -119,6 +120,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for part in value:
+            ipaddress.ip_network(str(part).strip(), strict=False)  # ValueError: one line at start
+        return tuple(value)
 
     @field_validator("openai_api_key", "authorization_key", "openai_organization", "openai_project",
                      "redis_url", "admin_key", mode="before")

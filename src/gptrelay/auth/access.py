@@ -16,10 +16,11 @@ import time
 
 from aiohttp import web
 
+from gptrelay.auth.addresses import Addresses, FailedKeys
 from gptrelay.auth.caller import ANONYMOUS, OWNER, Caller
 from gptrelay.auth.keycache import KeyCache
 from gptrelay.auth.keys import PREFIX as KEY_PREFIX
-from gptrelay.errors import MisdirectedRequest, Unauthorized
+from gptrelay.errors import MisdirectedRequest, RateLimited, Unauthorized
 from gptrelay.settings import is_loopback
 
 
@@ -43,10 +44,13 @@ class AccessKeys:
     """The owner's key (``AUTHORIZATION_KEY``, compared in constant time) and the database's
     named keys (``named``, a cache attached at start, looked up by hash)."""
 
-    def __init__(self, keys: tuple[str, ...], loopback_hosts_only: bool = False) -> None:
+    def __init__(self, keys: tuple[str, ...], loopback_hosts_only: bool = False,
+                 addresses: Addresses | None = None) -> None:
         self._keys = tuple(key.encode() for key in keys)
         self._loopback_hosts_only = loopback_hosts_only
         self.named: KeyCache | None = None
+        self.addresses = addresses or Addresses(())
+        self.failures = FailedKeys()
 
     @property
     def required(self) -> bool:
@@ -74,6 +78,11 @@ class AccessKeys:
         (alike: the answer does not tell which)."""
         if not self.required:
             return ANONYMOUS
+        failures = self.failures
+        if failures.refusing:
+            wait = failures.refused(self.addresses.of(request))
+            if wait is not None:
+                raise RateLimited(f"too many wrong access keys from this address: try again in {wait} s", wait)
         key = presented_key(request)
         if key is None:
             raise Unauthorized("missing access key: send it as 'Authorization: Bearer <key>'")
@@ -84,4 +93,5 @@ class AccessKeys:
             caller = named.find(key)
             if caller is not None and caller.usable(time.time()):
                 return caller
+        failures.failed(self.addresses.of(request))
         raise Unauthorized("wrong access key")
