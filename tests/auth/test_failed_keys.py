@@ -16,8 +16,9 @@ Relay = Callable[..., RunningRelay]
 
 def test_twenty_wrong_keys_refuse_the_address_whatever_key_it_sends(relay: Relay) -> None:
     r = relay()
+    guess = {"Authorization": "Bearer guess"}
     for _ in range(LIMIT):
-        assert httpx.post(f"{r.url}/chat", json=user("hi"), headers={"Authorization": "Bearer guess"}).status_code == 401
+        assert httpx.post(f"{r.url}/chat", json=user("hi"), headers=guess).status_code == 401
     refused = httpx.post(f"{r.url}/v1/models", headers=r.auth)  # the right key, from the same address
     assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= BAN
     assert "too many wrong access keys" in refused.json()["error"]["message"]
