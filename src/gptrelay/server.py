@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gptrelay import __version__
 from gptrelay.app import create_app
+from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
 from gptrelay.settings import Settings, mask
@@ -33,10 +34,15 @@ def banner(settings: Settings, port: int) -> str:
     upstream = ("the built-in demo upstream (replies are simulated)" if settings.demo
                 else f"{settings.openai_base_url} with key {mask(settings.openai_api_key)}")
     access = (f"access key {mask(settings.authorization_key)}" if settings.access_keys
-              else "no access key (anyone who can connect may use it)")
+              else "no AUTHORIZATION_KEY: keys made with `gptrelay keys` are required once there are any; "
+                   "until then anyone who can connect may use it")
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    limits = (f"shared through Redis at {masked(settings.redis_url)}" if settings.redis_url
+              else f"each of the {settings.workers} workers keeps its own counters (set REDIS_URL to share them)"
+              if settings.workers > 1 else "counted in this process")
     return (f"gptrelay {__version__} listening on http://{settings.host}:{port}{workers}\n"
-            f"  upstream: {upstream}\n  access:   {access}")
+            f"  upstream: {upstream}\n  access:   {access}\n"
+            f"  database: {masked(settings.database_url)}\n  limits:   {limits}")
 
 
 async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
