@@ -165,3 +165,17 @@ def test_a_revoke_reaches_two_relays_sharing_postgresql_within_a_second(
         for process in processes:
             process.terminate()
             process.wait(10)
+
+
+def test_a_key_revoked_mid_stream_finishes_that_stream_and_nothing_more(relay: Relay, store: Store) -> None:
+    heidi = store.create("heidi")
+    r = relay(database_url=store.url)
+    body = user("/scenario bench chunks=40 interval_ms=25")
+    with httpx.stream("POST", f"{r.url}/chat", json=body, headers={"Authorization": f"Bearer {heidi}"}) as reply:
+        lines = reply.iter_lines()
+        next(lines)
+        store.revoke("heidi")
+        time.sleep(0.6)  # the revoke is in force now; this stream goes on
+        rest = list(lines)
+    assert rest[-1].startswith('{"done":true,"error":false,"content":"[DONE]"')
+    assert status(r, heidi) == 401
