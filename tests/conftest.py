@@ -16,11 +16,15 @@ import threading
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 
+from gptrelay.auth.keys import KeyFields, KeyStore
+from gptrelay.db.engine import create_engine
+from gptrelay.db.schema import migrate
 from gptrelay.fake import FakeUpstream
 from gptrelay.server import start
 from gptrelay.settings import Settings
@@ -194,3 +198,34 @@ def postgres_url(_postgres_admin: str) -> Iterator[str]:
         yield _postgres_admin.rsplit("/", 1)[0] + "/" + name
     finally:
         run_async(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class Store:
+    """A relay's key store (its database at ``url``), changed from the test's thread as the CLI would."""
+
+    def __init__(self, loop_thread: LoopThread, url: str) -> None:
+        self.loop_thread = loop_thread
+        self.url = url
+        self.engine = loop_thread.run(self._engine())
+        self.store = KeyStore(self.engine)
+
+    async def _engine(self) -> Any:
+        await migrate(self.url)
+        return create_engine(self.url)
+
+    def create(self, name: str, **fields: Any) -> str:
+        return self.loop_thread.run(self.store.create(name, KeyFields(**fields)))[1]  # type: ignore[typeddict-item]
+
+    def revoke(self, name: str) -> None:
+        self.loop_thread.run(self.store.revoke(name))
+
+    def close(self) -> None:
+        self.loop_thread.run(self.engine.dispose())
+
+
+@pytest.fixture
+def store(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite database of the test's own, to start relays on (``database_url=store.url``)."""
+    made = Store(loop_thread, f"sqlite:///{tmp_path}/relay.db")
+    yield made
+    made.close()

@@ -25,6 +25,27 @@ Relay = Callable[..., RunningRelay]
 pytestmark = pytest.mark.nginx
 
 
+def write_conf(folder: Path, http: str) -> None:
+    """``folder``/nginx.conf: one worker in the foreground, everything it writes in ``folder``, and
+    ``http`` (servers, upstreams) in its http block."""
+    (folder / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    {http}
+}}
+""")
+
+
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -35,25 +56,7 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     def start(relay_url: str) -> str:
         port = free_port()
         location = examples()["nginx"].replace("http://127.0.0.1:3666", relay_url)
-        (tmp_path / "nginx.conf").write_text(f"""
-worker_processes 1;
-daemon off;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp_path}/body;
-    proxy_temp_path {tmp_path}/proxy;
-    fastcgi_temp_path {tmp_path}/fastcgi;
-    uwsgi_temp_path {tmp_path}/uwsgi;
-    scgi_temp_path {tmp_path}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        {location}
-    }}
-}}
-""")
+        write_conf(tmp_path, f"server {{ listen 127.0.0.1:{port}; {location} }}")
         process = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                                    stderr=subprocess.PIPE)
         processes.append(process)
@@ -120,22 +123,7 @@ def test_two_relays_behind_nginx_sharing_postgresql_and_redis_act_as_one(
     front_port = free_port()
     site = (examples()["nginx-several"].replace("listen 80;", f"listen 127.0.0.1:{front_port};")
             .replace("127.0.0.1:3666", f"127.0.0.1:{ports[0]}").replace("127.0.0.1:3667", f"127.0.0.1:{ports[1]}"))
-    (tmp_path / "nginx.conf").write_text(f"""
-worker_processes 1;
-daemon off;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp_path}/body;
-    proxy_temp_path {tmp_path}/proxy;
-    fastcgi_temp_path {tmp_path}/fastcgi;
-    uwsgi_temp_path {tmp_path}/uwsgi;
-    scgi_temp_path {tmp_path}/scgi;
-    {site}
-}}
-""")
+    write_conf(tmp_path, site)
     nginx = subprocess.Popen([binary, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                              stderr=subprocess.PIPE)
     front = f"http://127.0.0.1:{front_port}"

@@ -11,51 +11,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
-from gptrelay.auth.keys import KeyFields, KeyStore
-from gptrelay.db.engine import create_engine
-from gptrelay.db.schema import migrate
-from tests.conftest import UPSTREAM_KEY, LoopThread, RunningFake, RunningRelay
+from tests.conftest import UPSTREAM_KEY, RunningFake, RunningRelay, Store
 from tests.helpers import free_port, user, wait_until_serving
 
 Relay = Callable[..., RunningRelay]
-
-
-class Store:
-    """The relay's key store, reached from the test's thread."""
-
-    def __init__(self, loop_thread: LoopThread, url: str) -> None:
-        self.loop_thread = loop_thread
-        self.url = url
-        self.engine = loop_thread.run(self._engine())
-        self.store = KeyStore(self.engine)
-
-    async def _engine(self) -> Any:
-        await migrate(self.url)
-        return create_engine(self.url)
-
-    def create(self, name: str, **fields: Any) -> str:
-        return self.loop_thread.run(self.store.create(name, KeyFields(**fields)))[1]  # type: ignore[typeddict-item]
-
-    def revoke(self, name: str) -> None:
-        self.loop_thread.run(self.store.revoke(name))
-
-    def close(self) -> None:
-        self.loop_thread.run(self.engine.dispose())
-
-
-@pytest.fixture
-def store(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Store]:
-    made = Store(loop_thread, f"sqlite:///{tmp_path}/relay.db")
-    yield made
-    made.close()
 
 
 def status(relay: RunningRelay, key: str) -> int:

@@ -9,27 +9,19 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from tests.auth.test_named_keys import Store
-from tests.conftest import UPSTREAM_KEY, LoopThread, RunningFake, RunningRelay
+from tests.conftest import UPSTREAM_KEY, RunningFake, RunningRelay, Store
 from tests.helpers import free_port, user, wait_until_serving
 from tests.limits.test_redis import URL as REDIS_URL
 from tests.limits.test_redis import needs_redis
 
 Relay = Callable[..., RunningRelay]
-
-
-@pytest.fixture
-def store(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Store]:
-    made = Store(loop_thread, f"sqlite:///{tmp_path}/relay.db")
-    yield made
-    made.close()
 
 
 def bearer(key: str) -> dict[str, str]:

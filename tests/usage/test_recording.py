@@ -8,28 +8,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 
 from gptrelay.db.engine import create_engine
 from gptrelay.usage.queries import usage_rows
-from tests.auth.test_named_keys import Store
-from tests.conftest import UPSTREAM_KEY, LoopThread, RunningFake, RunningRelay
+from tests.conftest import UPSTREAM_KEY, RunningFake, RunningRelay, Store
 from tests.helpers import free_port, run_async, user, wait_until_serving
 
 Relay = Callable[..., RunningRelay]
-
-
-@pytest.fixture
-def store(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Store]:
-    made = Store(loop_thread, f"sqlite:///{tmp_path}/relay.db")
-    yield made
-    made.close()
 
 
 def records(url: str) -> list[dict[str, Any]]:
