@@ -25,7 +25,7 @@ from gptrelay.auth.keys import LIMITS, MAX_TTL, NAME, KeyFields, KeyStore, parse
 from gptrelay.door import Route
 from gptrelay.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from gptrelay.http.bodies import decode, read_raw
-from gptrelay.state import BODY_LIMITS, KEY_STORE, SETTINGS
+from gptrelay.state import ACCESS_KEYS, BODY_LIMITS, KEY_STORE, SETTINGS
 from gptrelay.usage.queries import BY, parse_date, usage_rows
 
 MAX_BODY = 64 * 1024
@@ -128,6 +128,7 @@ async def keys(request: web.Request) -> web.StreamResponse:
         raise Unprocessable("name is required: a string of 1 to 64 of the characters A-Z a-z 0-9 . _ -")
     with unprocessable():
         record, key = await store.create(name, key_fields(body))
+    await _in_force(request)
     return json_response({**record.as_json(), "key": key}, status=201)
 
 
@@ -139,12 +140,21 @@ async def key(request: web.Request) -> web.StreamResponse:
         return json_response((await store.get(name)).as_json())
     if request.method == "DELETE":
         await store.revoke(name)
+        await _in_force(request)
         return web.Response(status=204)
     body = await read_object(request)
     with unprocessable():
         fields = key_fields(body)
         record = await store.update(name, fields) if fields else await store.get(name)
+    await _in_force(request)
     return json_response(record.as_json())
+
+
+async def _in_force(request: web.Request) -> None:
+    """A change made here holds on this relay by the time it is answered (others see it within a second)."""
+    named = request.app[ACCESS_KEYS].named
+    if named is not None:
+        await named.reload()
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:

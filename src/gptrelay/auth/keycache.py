@@ -37,7 +37,7 @@ class KeyCache:
 
     async def start(self) -> None:
         """Load every key (raises ``StorageError`` if the database cannot be read), then keep watching."""
-        await self._reload()
+        await self.reload()
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="gptrelay key cache")
 
     async def close(self) -> None:
@@ -55,7 +55,8 @@ class KeyCache:
         """The caller whose key this is, whatever its state (the caller says if it may pass)."""
         return self._by_hash.get(hash_key(key))
 
-    async def _reload(self) -> None:
+    async def reload(self) -> None:
+        """Load every key again (also at once after a change made in this process)."""
         counter = await self._store.change_counter()
         keys = await self._store.hashed()
         self._by_hash = {key_hash: Caller.of(record) for key_hash, record in keys.items()}
@@ -66,7 +67,7 @@ class KeyCache:
             await asyncio.sleep(self._poll)
             try:
                 if await self._store.change_counter() != self._counter:
-                    await self._reload()
+                    await self.reload()
             except StorageError as error:
                 if not self._failing:
                     log.warning("access keys: %s; the keys loaded before stay in force", error.message)
