@@ -73,9 +73,13 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
                 await admission.admit(request, caller)
             watch = ClientWatch(request.app[SWEEPER], request, write_timeout)
             try:
-                return await handler(request)
+                response = await handler(request)
             finally:
                 watch.close()
+            if meter is not None and not meter.committed:  # a reply made whole by its handler, not yet sent
+                meter.status = response.status
+                await meter.commit()
+            return response
         except RelayError as error:
             report(error, request.method, request.path)
             await _account(meter, error.status)

@@ -127,3 +127,13 @@ def test_two_relays_sharing_redis_admit_exactly_rpm(fake_upstream: RunningFake, 
             process.terminate()
             process.wait(10)
     assert statuses.count(200) == 50 and statuses.count(429) == 150
+
+
+def test_a_filtered_model_list_is_recorded_as_the_success_it_is(relay: Relay, store: Store) -> None:
+    from tests.usage.test_recording import records
+
+    key = store.create("lister", models=["gpt-4o*"])
+    r = relay(database_url=store.url)
+    assert httpx.get(f"{r.url}/v1/models", headers=bearer(key)).status_code == 200
+    [row] = records(store.url)
+    assert (row["route"], row["status"], row["outcome"]) == ("/v1/models", 200, "ok")
