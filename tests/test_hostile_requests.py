@@ -136,11 +136,11 @@ def test_an_unauthenticated_body_is_not_waited_for(relay: Relay) -> None:
 
 @pytest.fixture
 def refused(relay: Relay) -> RunningRelay:
-    return relay(openai_api_key="sk-upstream-relay-key-that-is-wrong-9Zq1")
+    return relay(openai_api_key="sk-test-wrong-upstream-9Zq1")
 
 
 def assert_no_key_fragment(text: str) -> None:
-    for fragment in ("sk-upstr", "9Zq1", "sk-", "****", "Incorrect API key"):
+    for fragment in ("sk-test", "9Zq1", "sk-", "****", "Incorrect API key"):
         assert fragment not in text, text
 
 
