@@ -9,6 +9,7 @@ door: the route answers it when it reads the body.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -53,41 +54,36 @@ async def _no_early_continue(request: web.Request) -> None:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
-    """The database, migrated, and its access keys cached in memory for the key check."""
+    """The database, migrated; its access keys cached in memory for the key check; the usage
+    writer and the quota book. Whatever was opened is closed, on a failed start too."""
     settings = app[SETTINGS]
-    await migrate(settings.database_url)
-    engine = await connected(settings.database_url)
-    store = KeyStore(engine)
-    cache = KeyCache(store)
-    try:
-        await cache.start()
-    except BaseException:
-        await engine.dispose()
-        raise
-    app[KEY_STORE] = store
     keys = app[ACCESS_KEYS]
-    keys.named = cache
-    writer = UsageWriter(engine)
-    await writer.start()
-    quotas = QuotaBook(engine)
-    await quotas.start()
-    app[ACCOUNTING].writer = writer
-    app[ADMISSION].quotas = quotas
-    if not keys.required and not is_loopback(settings.host) and not settings.allow_no_auth:
-        await quotas.close()
-        await writer.close()
-        await cache.close()
-        await engine.dispose()
-        raise RefusedStart(f"refusing to serve on {settings.host} without an access key: set AUTHORIZATION_KEY "
-                           "or make a key with `gptrelay keys create` (or pass --allow-no-auth if something "
-                           "else guards this relay)")
-    yield
-    await writer.close()  # commits what is pending
-    app[ACCOUNTING].writer = None
-    await quotas.close()
-    keys.named = None
-    await cache.close()
-    await engine.dispose()
+    await migrate(settings.database_url)
+    async with contextlib.AsyncExitStack() as opened:
+        engine = await connected(settings.database_url)
+        opened.push_async_callback(engine.dispose)
+        store = app[KEY_STORE] = KeyStore(engine)
+        cache = KeyCache(store)
+        await cache.start()
+        opened.push_async_callback(cache.close)
+        quotas = QuotaBook(engine)
+        await quotas.start()
+        opened.push_async_callback(quotas.close)
+        writer = UsageWriter(engine)
+        await writer.start()
+        opened.push_async_callback(writer.close)  # first to close: commits what is pending
+        keys.named = cache
+        app[ACCOUNTING].writer = writer
+        app[ADMISSION].quotas = quotas
+        if not keys.required and not is_loopback(settings.host) and not settings.allow_no_auth:
+            raise RefusedStart(f"refusing to serve on {settings.host} without an access key: set "
+                               "AUTHORIZATION_KEY or make a key with `gptrelay keys create` (or pass "
+                               "--allow-no-auth if something else guards this relay)")
+        try:
+            yield
+        finally:
+            app[ACCOUNTING].writer = None
+            keys.named = None
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
