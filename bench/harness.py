@@ -157,11 +157,11 @@ def rss_bytes(pid: int) -> int:
 
 
 def wrk(url: str, body: bytes, *, connections: int = 64, seconds: float = 10.0, threads: int = 1,
-        cpus: set[int] | None = None, timeout_s: int = 10) -> dict[str, float]:
-    """Run wrk with post.lua; return its summary plus ``rps`` and ``errors``."""
+        cpus: set[int] | None = None, timeout_s: int = 10, key: str = "bench-key") -> dict[str, float]:
+    """Run wrk with post.lua, sending ``key``; return its summary plus ``rps`` and ``errors``."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout_s}s",
             "-s", str(BENCH / "post.lua"), url]
-    env = {**os.environ, "BENCH_BODY": body.decode()}
+    env = {**os.environ, "BENCH_BODY": body.decode(), "BENCH_KEY": key}
 
     def pin() -> None:
         if cpus:

@@ -24,12 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import bench_body
 from httpclient import Connection, Result, percentile, request_bytes
 
-HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer bench-key"}
 
 
-async def latency(port: int, path: str, body: bytes, n: int, warmup: int, budget: float) -> dict[str, Any]:
+def headers(key: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+
+
+async def latency(port: int, path: str, body: bytes, n: int, warmup: int, budget: float,
+                  key: str) -> dict[str, Any]:
     """``n`` requests one after another on one kept-alive connection."""
-    raw = request_bytes("POST", path, f"127.0.0.1:{port}", body, HEADERS)
+    raw = request_bytes("POST", path, f"127.0.0.1:{port}", body, headers(key))
     conn = Connection("127.0.0.1", port)
     ttfb: list[float] = []
     total: list[float] = []
@@ -71,8 +75,8 @@ async def one_stream(conn: Connection, raw: bytes, start: asyncio.Event, delay: 
 
 
 async def streams(port: int, path: str, body: bytes, n: int, start_at: float, timeout: float,
-                  expect: int, ramp: float, seed: int) -> dict[str, Any]:
-    raw = request_bytes("POST", path, f"127.0.0.1:{port}", body, HEADERS)
+                  expect: int, ramp: float, seed: int, key: str) -> dict[str, Any]:
+    raw = request_bytes("POST", path, f"127.0.0.1:{port}", body, headers(key))
     conns = [Connection("127.0.0.1", port) for _ in range(n)]
     gate = asyncio.Semaphore(200)
     connect_errors = 0
@@ -134,15 +138,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the JSON here instead of stdout")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds (latency)")
+    parser.add_argument("--key", default="bench-key", help="the access key sent (default: the bench relay's owner key)")
     args = parser.parse_args()
     import uvloop
 
     body = bench_body(args.chunks, 8, args.interval_ms, stream=not args.no_stream)
     if args.mode == "latency":
-        coro = latency(args.port, args.path, body, args.n, args.warmup, args.budget)
+        coro = latency(args.port, args.path, body, args.n, args.warmup, args.budget, args.key)
     else:
         coro = streams(args.port, args.path, body, args.n, args.start_at or time.time(),
-                       args.timeout, args.chunks, args.ramp, args.seed)
+                       args.timeout, args.chunks, args.ramp, args.seed, args.key)
     result = json.dumps(uvloop.run(coro))
     if args.out:
         args.out.write_text(result)

@@ -1,9 +1,10 @@
--- wrk script: POST the bench body (from $BENCH_BODY) with the bench access key,
+-- wrk script: POST the bench body (from $BENCH_BODY) with the access key in $BENCH_KEY
+-- (default: the bench relay's AUTHORIZATION_KEY),
 -- and print one JSON summary line at the end (prefixed "BENCHJSON ").
 wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench-key"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "bench-key")
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -1,4 +1,4 @@
-"""Render bench/run.py's results as Markdown, with the issue-4 targets checked."""
+"""Render bench/run.py's results as Markdown, with the issue-4 and issue-10 targets checked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ TARGETS = {
     "gap_vs_direct": 2.0,
     "peak_rss_mb": 400.0,
     "workers_ratio": 1.7,
+    "team_vs_pipe": 0.9,  # /v1 streamed with a named key, limits and usage >= 0.9x the byte pipe
+    "team_ttfb_added_ms": 0.1,  # over the owner's key on the same relay
 }
+TEAM_TARGETS = ("team /v1", "team /v1 pg+redis")
 
 
 def fmt(value: Any, digits: int = 0) -> str:
@@ -50,6 +53,7 @@ def render(data: dict[str, Any]) -> str:
                 "kept more than a quarter of a core busy (see the “other CPU” columns); "
                 "treat those figures with care.", ""]
     checks: list[tuple[str, str, bool | None]] = []
+    team_checks: list[tuple[str, str, bool | None]] = []
 
     lat = data.get("latency")
     if lat:
@@ -73,6 +77,13 @@ def render(data: dict[str, Any]) -> str:
                            f"{r['ttfb_p50_ms'] - pipe['ttfb_p50_ms']:+.3f} / "
                            f"{r['ttfb_p99_ms'] - pipe['ttfb_p99_ms']:+.3f} ms)",
                            added50 <= TARGETS["ttfb_added_p50_ms"] and added99 <= TARGETS["ttfb_added_p99_ms"]))
+        owner = lat["relay /v1"]
+        for name in TEAM_TARGETS:
+            if name in lat:
+                added = lat[name]["ttfb_p50_ms"] - owner["ttfb_p50_ms"]
+                team_checks.append((f"{name}: TTFB added over the owner's key (relay /v1) ≤ 0.1 ms p50",
+                                    f"{added:+.3f} ms (p99 {lat[name]['ttfb_p99_ms'] - owner['ttfb_p99_ms']:+.3f})",
+                                    added <= TARGETS["team_ttfb_added_ms"]))
 
     for part, title in (("streamed", "Streamed responses/s (50 unpaced chunks)"),
                         ("plain", "Non-streamed requests/s")):
@@ -98,6 +109,11 @@ def render(data: dict[str, Any]) -> str:
             chat = res["relay /chat"]["rps"] / pipe
             checks.append(("/v1 streamed ≥ 1.0× byte pipe", f"{v1:.2f}×", v1 >= TARGETS["v1_vs_pipe"]))
             checks.append(("/chat streamed ≥ 0.7× byte pipe", f"{chat:.2f}×", chat >= TARGETS["chat_vs_pipe"]))
+            for name in TEAM_TARGETS:
+                if name in res:
+                    x = res[name]["rps"] / pipe
+                    team_checks.append((f"{name}: streamed ≥ 0.9× byte pipe", f"{x:.2f}×",
+                                        x >= TARGETS["team_vs_pipe"]))
             cpu_v1 = res["relay /v1"].get("cpu_us")
             cpu_pipe = res["byte pipe"].get("cpu_us")
             cpu_chat = res["relay /chat"].get("cpu_us")
@@ -114,7 +130,8 @@ def render(data: dict[str, Any]) -> str:
             direct_gap = by_target.get("direct", {}).get("gap_p99_ms")
             for name, r in by_target.items():
                 errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "none"
-                rows.append([n, name, f"{r['complete']:,.0f}/{int(r['n']):,}", errors,
+                recorded = fmt(int(r["recorded"])) if r.get("recorded") is not None else "—"
+                rows.append([n, name, f"{r['complete']:,.0f}/{int(r['n']):,}", recorded, errors,
                              fmt(r["gap_p50_ms"]), fmt(r["gap_p99_ms"]), ratio(r["gap_p99_ms"], direct_gap),
                              fmt(r.get("ttfb_p99_ms")), fmt(r.get("total_p99_ms")),
                              fmt(r["peak_rss_mb"]) if r.get("peak_rss_mb") else "—",
@@ -130,7 +147,12 @@ def render(data: dict[str, Any]) -> str:
                                    "peak RSS ≤ 400 MB",
                                    f"{r['complete']:,.0f}/{int(r['n']):,}, "
                                    f"{ratio(r['gap_p99_ms'], direct_gap)}, {r['peak_rss_mb']:.0f} MB", ok))
-        out += table(["N", "target", "complete", "errors", "gap p50 ms", "gap p99 ms", "× direct",
+            for name, r in by_target.items():
+                if name.startswith(TEAM_TARGETS) and r.get("recorded") is not None and int(n) >= 10_000:
+                    team_checks.append((f"{name}: {int(n):,} paced streams all complete, each recorded",
+                                        f"{r['complete']:,.0f} complete, {int(r['recorded']):,} recorded",
+                                        r["complete"] == r["n"] == r["recorded"]))
+        out += table(["N", "target", "complete", "usage records", "errors", "gap p50 ms", "gap p99 ms", "× direct",
                       "first byte p99 ms", "whole stream p99 ms",
                       "peak RSS MB", "target CPU", "upstream CPU", "generator CPU", "other CPU", "seconds"],
                      rows)
@@ -180,4 +202,8 @@ def render(data: dict[str, Any]) -> str:
         out += ["## Issue-4 targets", ""]
         out += table(["target", "measured", "met"],
                      [[c, v, "yes" if ok else ("no" if ok is not None else "—")] for c, v, ok in checks])
+    if team_checks:
+        out += ["## Issue-10 targets (a named key with RPM and TPM limits, every request recorded)", ""]
+        out += table(["target", "measured", "met"],
+                     [[c, v, "yes" if ok else ("no" if ok is not None else "—")] for c, v, ok in team_checks])
     return "\n".join(out)

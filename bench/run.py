@@ -69,15 +69,19 @@ import psutil  # noqa: E402
 import harness as h  # noqa: E402
 import instructions  # noqa: E402
 import report  # noqa: E402
+import team  # noqa: E402
 from httpclient import percentile  # noqa: E402
 
 PY = h.PYTHON
+OWNER_KEY = "bench-key"  # the bench relay's AUTHORIZATION_KEY
+TEAM = "team /v1"  # a named key with RPM and TPM limits, usage in SQLite, limits in process
+SHARED = "team /v1 pg+redis"  # the same on a second relay: usage in PostgreSQL, limits in Redis
 STREAM_CHUNKS = 20
 STREAM_INTERVAL_MS = 50
 
 
 class Stack:
-    """The processes of one run: upstream, relay, byte pipe."""
+    """The processes of one run: upstream, relay, byte pipe, and the team relay on PostgreSQL and Redis."""
 
     def __init__(self, args: argparse.Namespace, logs: Path, relay_cmd: list[str]) -> None:
         self.args = args
@@ -93,6 +97,12 @@ class Stack:
         self.pipe: subprocess.Popen[bytes] | None = None
         self.relay_port = 0
         self.pipe_port = 0
+        self.team_key = ""  # a named key with limits, in the bench relay's SQLite database
+        self.shared: subprocess.Popen[bytes] | None = None  # the relay on PostgreSQL + Redis
+        self.shared_port = 0
+        self.shared_key = ""
+        self.shared_workdir = Path(tempfile.mkdtemp(prefix="gptrelay-bench-pg-"))
+        self.shared_skipped: str | None = "not started"
 
     @property
     def upstream(self) -> str:
@@ -120,9 +130,39 @@ class Stack:
             while len(h.tree(self.relay.pid)) < workers and time.monotonic() < deadline:
                 time.sleep(0.1)
 
+    def prepare_team(self) -> None:
+        """Named keys with limits: in the bench relay's SQLite database, and (when PostgreSQL and
+        Redis answer) in a fresh PostgreSQL database for the second relay."""
+        self.team_key = team.create_key(self.relay_cmd, self.relay_env, self.workdir)
+        self.shared_skipped = team.shared_services()
+        if self.shared_skipped is None:
+            self.shared_key = team.create_key(self.relay_cmd, self.shared_env, self.shared_workdir)
+            self.start_shared()
+        else:
+            print(f"  team /v1 pg+redis skipped: {self.shared_skipped}", flush=True)
+
+    @property
+    def shared_env(self) -> dict[str, str]:
+        return self.relay_env | {"DATABASE_URL": team.PG_URL, "REDIS_URL": team.REDIS_URL}
+
+    def start_shared(self, workers: int = 1) -> None:
+        if self.shared is not None:
+            h.stop(self.shared)
+        self.shared_port = h.free_port()
+        argv = [*self.relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(self.shared_port)]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        self.shared = h.start(argv, cpus=self.relay_cpus, env=self.shared_env, log=self.logs / "relay-pg.log",
+                              cwd=self.shared_workdir)
+        h.wait_healthy(self.shared_port, self.shared)
+
+    def records(self, name: str) -> int:
+        """The team key's usage records so far in ``name``'s database."""
+        return team.records(team.PG_URL if name == SHARED else self.workdir / "gptrelay.db")
+
     @property
     def relay_env(self) -> dict[str, str]:
-        return {"OPENAI_BASE_URL": self.upstream, "OPENAI_API_KEY": "sk-bench", "AUTHORIZATION_KEY": "bench-key"}
+        return {"OPENAI_BASE_URL": self.upstream, "OPENAI_API_KEY": "sk-bench", "AUTHORIZATION_KEY": OWNER_KEY}
 
     def start_pipe(self) -> None:
         if self.pipe is not None:
@@ -133,15 +173,24 @@ class Stack:
                             log=self.logs / "bytepipe.log")
         h.wait_healthy(self.pipe_port, self.pipe)
 
-    def targets(self) -> dict[str, tuple[int, str, int | None]]:
-        """name -> (port, path, pid whose CPU counts)."""
+    def targets(self) -> dict[str, tuple[int, str, int | None, str]]:
+        """name -> (port, path, pid whose CPU counts, access key)."""
         assert self.relay and self.pipe
-        return {
-            "relay /chat": (self.relay_port, "/chat", self.relay.pid),
-            "relay /v1": (self.relay_port, "/v1/chat/completions", self.relay.pid),
-            "byte pipe": (self.pipe_port, "/v1/chat/completions", self.pipe.pid),
-            "direct": (self.fake_port, "/v1/chat/completions", None),
+        v1 = "/v1/chat/completions"
+        out = {
+            "relay /chat": (self.relay_port, "/chat", self.relay.pid, OWNER_KEY),
+            "relay /v1": (self.relay_port, v1, self.relay.pid, OWNER_KEY),
+            "byte pipe": (self.pipe_port, v1, self.pipe.pid, OWNER_KEY),
+            "direct": (self.fake_port, v1, None, OWNER_KEY),
         }
+        if self.team_key:
+            out[TEAM] = (self.relay_port, v1, self.relay.pid, self.team_key)
+        if self.shared is not None:
+            out[SHARED] = (self.shared_port, v1, self.shared.pid, self.shared_key)
+        return out
+
+    def team_targets(self) -> list[str]:
+        return [name for name in (TEAM, SHARED) if name in self.targets()]
 
 
 def pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
@@ -208,8 +257,8 @@ def latency_round(stack: Stack, n: int, start: int = 0) -> dict[str, dict[str, f
     out = {}
     targets = stack.targets()
     for name in rotated(list(targets), start):
-        port, path, _ = targets[name]
-        argv = [PY, str(BENCH / "loadgen.py"), "latency", "--port", str(port), "--path", path,
+        port, path, _, key = targets[name]
+        argv = [PY, str(BENCH / "loadgen.py"), "latency", "--port", str(port), "--path", path, "--key", key,
                 "-n", str(n), "--warmup", str(min(50, n // 5)), "--budget", "60"]
         quiet()
         out[name] = run_json(argv, stack.load_cpus, timeout=120)
@@ -221,11 +270,11 @@ def wrk_round(stack: Stack, names: list[str], body: bytes, seconds: float,
     out = {}
     targets = stack.targets()
     for name in rotated(names, start):
-        port, path, pid = targets[name]
+        port, path, pid, key = targets[name]
         url = f"http://127.0.0.1:{port}{path}"
-        h.wrk(url, body, seconds=min(2.0, seconds), connections=connections, cpus=stack.load_cpus)
+        h.wrk(url, body, seconds=min(2.0, seconds), connections=connections, cpus=stack.load_cpus, key=key)
         watch = CpuWatch({"target": pid, "upstream": stack.fake.pid if stack.fake else None})
-        res = h.wrk(url, body, seconds=seconds, connections=connections, cpus=stack.load_cpus)
+        res = h.wrk(url, body, seconds=seconds, connections=connections, cpus=stack.load_cpus, key=key)
         cpu = watch.done()
         res["cpu_us"] = cpu["target"] / max(1, res["requests"]) * 1e6 if pid else 0.0
         res["cpu_util"] = cpu.get("target", 0.0) / seconds
@@ -237,14 +286,15 @@ def wrk_round(stack: Stack, names: list[str], body: bytes, seconds: float,
 
 def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) -> dict[str, Any]:
     """``n`` paced streams at once against one target; relay-side peak RSS sampled every 100 ms."""
-    port, path, pid = stack.targets()[name]
+    port, path, pid, key = stack.targets()[name]
     quiet()
     procs = 1 if n < 2000 else 2
     share = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     start_at = time.time() + 2.0 + n / 2500
     argv = [PY, str(BENCH / "loadgen.py"), "streams", "--port", str(port), "--path", path,
             "--chunks", str(STREAM_CHUNKS), "--interval-ms", str(STREAM_INTERVAL_MS),
-            "--start-at", f"{start_at:.3f}", "--timeout", str(timeout), "--ramp", str(ramp)]
+            "--start-at", f"{start_at:.3f}", "--timeout", str(timeout), "--ramp", str(ramp), "--key", key]
+    recorded_before = stack.records(name) if name in (TEAM, SHARED) else 0
     peak = [h.rss_bytes(pid) if pid else 0]
     base_rss = peak[0]
     stop = threading.Event()
@@ -288,7 +338,8 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
             errors[k] = errors.get(k, 0) + v
     gen_cpu = sum(r.get("cpu_s", 0.0) for r in results)
     endings = [e for r in results for e in r.get("incomplete_endings", [])][:3]
-    return {"n": n, "complete": sum(r["complete"] for r in results), "errors": errors,
+    recorded = stack.records(name) - recorded_before if name in (TEAM, SHARED) else None
+    return {"recorded": recorded, "n": n, "complete": sum(r["complete"] for r in results), "errors": errors,
             "gap_p50_ms": percentile(gaps, 50) * 1e3, "gap_p99_ms": percentile(gaps, 99) * 1e3,
             "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3,
             "total_p99_ms": percentile([t for r in results for t in r["totals"]], 99) * 1e3,
@@ -364,8 +415,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quiet-wait", type=float, default=20.0,
                         help="before each measurement wait up to this many seconds for other load "
                              "on the machine to settle (default 20; 0 = don't)")
-    parser.add_argument("--profile", action="store_true",
-                        help="py-spy record the relay under /chat load into results/profile.svg")
+    parser.add_argument("--profile", nargs="?", const=TEAM, default=None, metavar="TARGET",
+                        help=f"py-spy record the relay under load into results/profile.svg: TARGET is one "
+                             f"of the measured targets (default {TEAM!r})")
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
     args = parser.parse_args()
     if args.quick:
@@ -400,6 +452,7 @@ def main() -> None:
     with h.cleanup():
         stack = Stack(args, logs, relay_cmd)
         stack.start_fake()
+        stack.prepare_team()
         stack.start_relay()
         stack.start_pipe()
         info["pinning"] = ("relay and byte pipe on core 0; upstream, wrk and load generators on core 1"
@@ -413,7 +466,7 @@ def main() -> None:
                 print("  latency done", flush=True)
             if "streamed" not in skip:
                 data["rounds"]["streamed"].append(wrk_round(
-                    stack, ["relay /v1", "relay /chat", "byte pipe", "direct"], streamed_body,
+                    stack, ["relay /v1", "relay /chat", "byte pipe", "direct", *stack.team_targets()], streamed_body,
                     args.seconds, args.connections, r))
                 print("  streamed throughput done", flush=True)
             if "plain" not in skip:
@@ -431,11 +484,13 @@ def main() -> None:
             data["streams"] = {}
             for n in stream_counts:
                 rows: dict[str, Any] = {}
-                for name in ("direct", "byte pipe", "relay /v1", "relay /chat"):
-                    # Fresh relay and byte pipe before each target: a clean peak RSS, and no
+                for name in ("direct", "byte pipe", "relay /v1", "relay /chat", *stack.team_targets()):
+                    # Fresh relays and byte pipe before each target: a clean peak RSS, and no
                     # thousands of pooled upstream connections left holding the upstream's fds.
                     stack.start_pipe()
                     stack.start_relay()
+                    if stack.shared is not None:
+                        stack.start_shared()
                     time.sleep(1.0)
                     rounds = [streams_run(stack, name, n, args.stream_timeout, args.ramp)
                               for _ in range(1 if n >= 5000 and not args.quick else args.rounds)]
@@ -450,6 +505,11 @@ def main() -> None:
                     time.sleep(1.0)
                     rows["relay /v1, 2 workers"] = streams_run(stack, "relay /v1", n, args.stream_timeout, args.ramp)
                     stack.start_relay()
+                    if stack.shared is not None:
+                        stack.start_shared(workers=2)
+                        time.sleep(1.0)
+                        rows[f"{SHARED}, 2 workers"] = streams_run(stack, SHARED, n, args.stream_timeout, args.ramp)
+                        stack.start_shared()
                 data["streams"][str(n)] = rows
 
         if "instructions" not in skip:
@@ -460,6 +520,8 @@ def main() -> None:
         elif not has_workers:
             data["workers"] = {"skipped": "gptrelay serve has no --workers"}
 
+    if stack.shared_skipped is None:
+        team.drop_database()
     data["elapsed_s"] = time.time() - started
     data["noisy_measurements"] = QUIET["noisy"]
     data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -507,7 +569,7 @@ def workers_test(stack: Stack, args: argparse.Namespace, body: bytes) -> dict[st
         stack.start_relay(workers=workers, pinned=False)
         rounds = []
         for _ in range(args.rounds):
-            port, path, pid = stack.targets()["relay /v1"]
+            port, path, pid, _ = stack.targets()["relay /v1"]
             url = f"http://127.0.0.1:{port}{path}"
             h.wrk(url, body, seconds=min(2.0, args.seconds), connections=args.connections, threads=2)
             watch = CpuWatch({"target": pid, "upstream": stack.fake.pid})
@@ -529,19 +591,20 @@ def workers_test(stack: Stack, args: argparse.Namespace, body: bytes) -> dict[st
 
 
 def profile(stack: Stack, body: bytes, args: argparse.Namespace) -> dict[str, str]:
-    """py-spy record the relay while wrk drives /chat; a flame graph and the top functions."""
-    assert stack.relay is not None
+    """py-spy record the relay (threads included) while wrk drives ``args.profile``; a flame graph
+    and the collapsed stacks."""
     spy = Path(sys.executable).parent / "py-spy"
     svg = args.out / "profile.svg"
     raw = args.out / "profile.txt"
     seconds = max(5, int(args.seconds))
-    url = f"http://127.0.0.1:{stack.relay_port}/chat"
-    out: dict[str, str] = {}
+    port, path, pid, key = stack.targets()[args.profile]
+    url = f"http://127.0.0.1:{port}{path}"
+    out: dict[str, str] = {"target": args.profile}
     for fmt, path in (("flamegraph", svg), ("raw", raw)):
-        rec = subprocess.Popen([str(spy), "record", "-p", str(stack.relay.pid), "-d", str(seconds),
+        rec = subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(seconds), "--threads",
                                 "-r", "250", "-f", fmt, "-o", str(path), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        h.wrk(url, body, seconds=seconds + 1, connections=args.connections, cpus=stack.load_cpus)
+        h.wrk(url, body, seconds=seconds + 1, connections=args.connections, cpus=stack.load_cpus, key=key)
         try:
             rec.wait(timeout=30)
         except subprocess.TimeoutExpired:
