@@ -25,7 +25,6 @@ from harness import bench_body
 from httpclient import Connection, Result, percentile, request_bytes
 
 
-
 def headers(key: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
 
