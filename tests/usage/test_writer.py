@@ -9,17 +9,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from gptrelay.db.engine import create_engine
 from gptrelay.db.schema import migrate
 from gptrelay.db.tables import usage
 from gptrelay.usage.records import UsageRecord
+from gptrelay.usage.sinks import sink_for
 from gptrelay.usage.writer import SPOOL_NAME, UsageWriter
 from tests.helpers import run_async
 from tests.usage.conftest import make
@@ -62,9 +63,15 @@ def test_a_record_is_committed_before_record_returns(database_url: str, tmp_path
 def test_records_arriving_together_share_a_few_transactions(database_url: str, tmp_path: Path) -> None:
     async def go() -> None:
         engine = create_engine(database_url)
-        commits: list[object] = []
-        event.listen(engine.sync_engine, "commit", commits.append)
         writer = UsageWriter(engine, tmp_path)
+        commits: list[int] = []  # the batches that reached the driver
+        insert = writer._sink.insert
+
+        async def counted(records: Sequence[UsageRecord]) -> None:
+            await insert(records)
+            commits.append(len(records))
+
+        writer._sink.insert = counted  # type: ignore[method-assign]
         await writer.start()
         await asyncio.gather(*(writer.record(make(n)) for n in range(1000)))
         assert await stored(database_url) == list(range(1000))
@@ -291,7 +298,7 @@ def test_the_spool_is_imported_once_the_database_answers_again(database_url: str
         await writer.start()
         await asyncio.gather(*(writer.record(make(n)) for n in range(5)))
         assert writer.spooled == 5 and (tmp_path / SPOOL_NAME).exists()
-        writer.engine = alive  # the database is back
+        writer.engine, writer._sink = alive, sink_for(alive)  # the database is back
         await writer.record(make(5))
         for _ in range(100):
             if not (tmp_path / SPOOL_NAME).exists():

@@ -31,9 +31,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gptrelay.db.engine import describe
-from gptrelay.db.tables import usage
 from gptrelay.errors import redact
 from gptrelay.usage.records import UsageRecord
+from gptrelay.usage.sinks import sink_for
 
 log = logging.getLogger("gptrelay.usage")
 
@@ -54,6 +54,7 @@ class UsageWriter:
 
     def __init__(self, engine: AsyncEngine, spool_dir: str | Path = ".", *, retry_for: float = 2.0) -> None:
         self.engine = engine
+        self._sink = sink_for(engine)
         self.spool = Path(spool_dir) / SPOOL_NAME
         self.retry_for = retry_for
         self.committed = 0
@@ -98,6 +99,7 @@ class UsageWriter:
         if self._task is not None:
             await asyncio.shield(self._task)
             self._task = None
+        await self._sink.close()
 
     async def _run(self) -> None:
         while True:
@@ -150,8 +152,7 @@ class UsageWriter:
             return True
 
     async def _insert(self, records: list[UsageRecord]) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(usage.insert(), [rec.row() for rec in records])
+        await self._sink.insert(records)
 
     async def _spool(self, batch: list[Pending], error: BaseException) -> None:
         reason = _reason(self.engine, error)
