@@ -1,5 +1,5 @@
 """RedisLimiter against a real Redis (``TEST_REDIS_URL``, else 127.0.0.1:6379): the scripts' window,
-Retry-After, tpm and expiry; exactness across two processes; and Redis down or silent."""
+Retry-After, tpm and expiry; exactness across two processes; calls batched; and Redis down or silent."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from redis import Redis
 
 from gptrelay.errors import LimiterUnavailable
 from gptrelay.limits import MemoryLimiter, limiter_for
-from gptrelay.limits.redis import RedisLimiter, masked
+from gptrelay.limits.redis import SPEND_DELAY, RedisLimiter, masked
 from tests.helpers import run_async
 from tests.limits.test_memory import Clock
 
@@ -184,7 +184,7 @@ def test_limits_that_are_none_cost_nothing(prefix: str) -> None:
 @needs_redis
 def test_200_at_once_in_one_process(prefix: str) -> None:
     async def go() -> list[int | None]:
-        limiter = RedisLimiter(URL, prefix=prefix, connections=16, timeout=5)  # most calls wait for a connection
+        limiter = RedisLimiter(URL, prefix=prefix, connections=16, timeout=5)
         try:
             return await asyncio.gather(*(limiter.admit("k", 50, None) for _ in range(200)))
         finally:
@@ -193,6 +193,78 @@ def test_200_at_once_in_one_process(prefix: str) -> None:
     results = run(go())
     assert results.count(None) == 50
     assert all(r in (59, 60) for r in results if r is not None)
+
+
+@needs_redis
+def test_calls_made_together_travel_together(prefix: str) -> None:
+    async def go() -> tuple[list[int], list[int | None]]:
+        limiter = RedisLimiter(URL, prefix=prefix)
+        sent: list[int] = []  # calls per round trip
+        pipeline = limiter._pipeline
+
+        async def counted(calls: list[Any]) -> list[object]:
+            sent.append(len(calls))
+            return await pipeline(calls)
+
+        limiter._pipeline = counted  # type: ignore[method-assign]
+        try:
+            await limiter.admit("k", 10**6, None)
+            await asyncio.gather(*(limiter.spend(f"k{n % 3}", 10) for n in range(30)))
+            results = await asyncio.gather(*(limiter.admit("k", 10**6, 10**6) for _ in range(100)))
+        finally:
+            await limiter.close()
+        return sent, results
+
+    sent, results = run(go())
+    assert results == [None] * 100
+    # One admission alone; then the tokens, summed per key (3 calls), with the first batch of admissions.
+    assert sent[0] == 1 and sum(sent[1:]) == 3 + 100 and len(sent) <= 4, sent
+
+
+@needs_redis
+def test_spending_never_waits_and_counts_everywhere_within_the_spend_delay(prefix: str) -> None:
+    async def go() -> tuple[float, int | None, int | None, int | None]:
+        here, there = RedisLimiter(URL, prefix=prefix), RedisLimiter(URL, prefix=prefix)  # two relays
+        try:
+            started = time.monotonic()
+            await here.spend("k", 100)
+            took = time.monotonic() - started
+            seen_here = await here.admit("k", None, 100)  # goes with the tokens, after them
+            await here.spend("j", 100)
+            await asyncio.sleep(SPEND_DELAY * 4)
+            seen_there = await there.admit("j", None, 100)
+            await here.spend("i", 100)
+        finally:
+            await here.close()  # sends the tokens still waiting
+        try:
+            after_close = await there.admit("i", None, 100)
+        finally:
+            await there.close()
+        return took, seen_here, seen_there, after_close
+
+    took, seen_here, seen_there, after_close = run(go())
+    assert took < 0.01
+    assert seen_here in (59, 60) and seen_there in (59, 60) and after_close in (59, 60)
+
+
+@needs_redis
+def test_scripts_flushed_from_redis_are_loaded_again(prefix: str) -> None:
+    async def go() -> list[int | None]:
+        limiter = RedisLimiter(URL, prefix=prefix)
+        try:
+            results = [await limiter.admit("k", 3, None)]
+            with Redis.from_url(URL) as client:
+                client.script_flush()
+            results.append(await limiter.admit("k", 3, None))  # alone
+            with Redis.from_url(URL) as client:
+                client.script_flush()
+            results += await asyncio.gather(*(limiter.admit("k", 3, None) for _ in range(3)))  # together
+        finally:
+            await limiter.close()
+        return results
+
+    results = run(go())
+    assert results.count(None) == 3 and all(r in (59, 60) for r in results if r is not None), results
 
 
 HAMMER = textwrap.dedent("""
@@ -310,7 +382,7 @@ def test_a_failure_then_the_recovery_are_told_once(prefix: str, caplog: pytest.L
 
     async def go() -> list[int | None]:
         limiter = RedisLimiter(URL, prefix=prefix, clock=lambda: now[0])
-        script = limiter._admit
+        send = limiter._pipeline
 
         async def down(*args: Any, **kwargs: Any) -> Any:
             raise redis.exceptions.ConnectionError("Connection reset by peer")
@@ -319,7 +391,7 @@ def test_a_failure_then_the_recovery_are_told_once(prefix: str, caplog: pytest.L
         try:
             for step in range(6):  # down, back, down, back, ... within 30 s
                 now[0] = step * 2.0
-                limiter._admit = down if step % 2 == 0 else script  # type: ignore[assignment]
+                limiter._pipeline = down if step % 2 == 0 else send  # type: ignore[method-assign]
                 results.append(await limiter.admit("k", 2, None))
         finally:
             await limiter.close()

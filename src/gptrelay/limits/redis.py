@@ -8,7 +8,15 @@ them. One Lua script checks and counts (``admit``), another records tokens
 disagree still agree, and runs atomically, so the limits are exact under any
 concurrency. Every write sets an expiry of one window: an idle key vanishes.
 
-Redis unreachable or slow: every call gives up after ``timeout`` seconds for the
+Calls are batched, since a round trip through redis-py costs far more CPU than
+the script it runs: the admissions asked for during one turn of the event loop
+go to Redis together, in one pipeline, and each caller gets its own answer.
+Spent tokens are summed per key and ride along with the next batch, or leave
+on their own ``SPEND_DELAY`` after the first of them: a request's tokens count
+against TPM within that time after it ended (on every process and host), and
+spending never waits on Redis.
+
+Redis unreachable or slow: every batch gives up after ``timeout`` seconds for the
 connection and as long again for the answer, then, for a second, no call tries
 Redis at all. Meanwhile ``fail_open`` admits every request (the default: an
 outage of the counters is not an outage of the relay) or refuses each with
@@ -28,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from gptrelay.errors import LimiterUnavailable, log, redact
 from gptrelay.limits.limiter import WINDOW
@@ -37,6 +45,8 @@ WARN_EVERY = 30.0
 """Seconds between two warnings that Redis cannot be reached."""
 PAUSE = 1.0
 """Seconds after a failure during which the policy applies without trying Redis."""
+SPEND_DELAY = 0.05
+"""Seconds spent tokens may wait for a batch of admissions to travel with."""
 
 # Times are microseconds of Redis's clock; numbers are formatted with %.0f because
 # Lua's own conversion keeps 14 digits. The sum of the tokens follows the set.
@@ -137,15 +147,21 @@ class RedisLimiter:
 
     def __init__(self, url: str, *, fail_open: bool = True, timeout: float = 0.25, connections: int = 64,
                  prefix: str = "gptrelay:limits:", clock: Callable[[], float] = time.monotonic) -> None:
-        # At most ``connections`` to Redis; more calls at once wait for one (a script takes
-        # microseconds), within the same deadline. No retries: the policy decides instead.
+        # One batch at a time is in flight (on one connection of at most ``connections``).
+        # No retries: the policy decides instead.
         pool = BlockingConnectionPool.from_url(url, max_connections=connections, timeout=2 * timeout,
                                                socket_connect_timeout=timeout, socket_timeout=timeout,
                                                retry=Retry(NoBackoff(), 0))
         self._redis = Redis.from_pool(pool)
-        # EVALSHA, with the script loaded on the first NOSCRIPT answer.
+        # EVALSHA (their .sha), with the scripts loaded on the first NOSCRIPT answer.
         self._admit = self._redis.register_script(ADMIT)
         self._spend = self._redis.register_script(SPEND)
+        self._asked: list[tuple[str, int | None, int | None, asyncio.Future[int]]] = []  # admissions to send
+        self._spent: dict[str, int] = {}  # tokens to send, per key
+        self._wake = asyncio.Event()
+        self._spend_due: asyncio.TimerHandle | None = None
+        self._sender: asyncio.Task[None] | None = None  # started by the first call
+        self._closing = False
         self._fail_open = fail_open
         self._deadline = 2 * timeout
         self._prefix = prefix
@@ -165,35 +181,117 @@ class RedisLimiter:
         if self._clock() < self._paused_until:
             self._unavailable()
             return None
-        tag = f"{self._prefix}{{{key}}}"
-        try:
-            async with asyncio.timeout(self._deadline):
-                wait = await self._admit(
-                    keys=[f"{tag}:r", f"{tag}:t", f"{tag}:s"],
-                    args=[self._window, "" if rpm is None else rpm, "" if tpm is None else tpm,
-                          f"{self._id}{next(self._ids)}"])
-        except (RedisError, OSError, TimeoutError) as error:
-            self._failed(error)
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._asked.append((key, rpm, tpm, answer))
+        self._wake.set()
+        if self._sender is None:
+            self._start()
+        wait = await answer
+        if wait < 0:  # the batch failed
             self._unavailable()
             return None
-        self._recovered()
-        return int(wait) or None
+        return wait or None
 
     async def spend(self, key: str, tokens: int) -> None:
-        """Never raises: tokens that cannot be recorded are lost (and the failure logged)."""
+        """Never waits and never raises: tokens that cannot be recorded are lost (the failure logged)."""
         if tokens <= 0 or self._clock() < self._paused_until:
             return
-        tag = f"{self._prefix}{{{key}}}"
+        self._spent[key] = self._spent.get(key, 0) + tokens
+        if self._spend_due is None:
+            self._spend_due = asyncio.get_running_loop().call_later(SPEND_DELAY, self._wake.set)
+        if self._sender is None:
+            self._start()
+
+    def _start(self) -> None:
+        self._sender = asyncio.get_running_loop().create_task(self._run(), name="redis-limits")
+
+    async def _run(self) -> None:
+        """Send what waits, one batch at a time: what arrives during a round trip goes in the next."""
+        while True:
+            if not self._asked and not self._spent:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self._spend_due is not None:
+                self._spend_due.cancel()
+                self._spend_due = None
+            asked, self._asked = self._asked, []
+            spent, self._spent = self._spent, {}
+            try:
+                await self._send(asked, spent)
+            except Exception as error:  # a bug must not leave requests waiting forever
+                log.error("rate limits: a batch failed: %s", redact(" ".join(repr(error).split())))
+                for *_, answer in asked:
+                    if not answer.done():
+                        answer.set_result(-1)
+
+    async def _send(self, asked: list[tuple[str, int | None, int | None, asyncio.Future[int]]],
+                    spent: dict[str, int]) -> None:
+        """One pipeline: the tokens first (so the admissions beside them see them), then the admissions."""
+        calls: list[tuple[str, list[str], list[str | int]]] = []
+        for key, tokens in spent.items():
+            tag = f"{self._prefix}{{{key}}}"
+            calls.append((self._spend.sha, [f"{tag}:t", f"{tag}:s"],
+                          [self._window, tokens, f"{self._id}{next(self._ids)}"]))
+        for key, rpm, tpm, _ in asked:
+            tag = f"{self._prefix}{{{key}}}"
+            calls.append((self._admit.sha, [f"{tag}:r", f"{tag}:t", f"{tag}:s"],
+                          [self._window, "" if rpm is None else rpm, "" if tpm is None else tpm,
+                           f"{self._id}{next(self._ids)}"]))
         try:
             async with asyncio.timeout(self._deadline):
-                await self._spend(keys=[f"{tag}:t", f"{tag}:s"],
-                                  args=[self._window, tokens, f"{self._id}{next(self._ids)}"])
+                results = await self._pipeline(calls)
         except (RedisError, OSError, TimeoutError) as error:
             self._failed(error)
-            return
-        self._recovered()
+            results = [-1] * len(calls)
+        else:
+            self._recovered()
+        for (*_, answer), wait in zip(asked, results[len(spent):], strict=True):
+            if not answer.done():
+                answer.set_result(int(wait))
+
+    async def _pipeline(self, calls: list[tuple[str, list[str], list[str | int]]]) -> list[object]:
+        """EVALSHA each call in one round trip; after a NOSCRIPT (a restarted Redis), load the
+        scripts and send again the calls that met it."""
+        if len(calls) == 1:  # alone: a plain call costs less than a pipeline of one
+            sha, keys, args = calls[0]
+            try:
+                return [await self._redis.evalsha(sha, len(keys), *keys, *args)]
+            except NoScriptError:
+                await self._redis.script_load(ADMIT)
+                await self._redis.script_load(SPEND)
+                return [await self._redis.evalsha(sha, len(keys), *keys, *args)]
+        results: list[object] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for i in todo:
+                sha, keys, args = calls[i]
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            answers = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, NoScriptError) and attempt == 0:
+                    missing.append(i)
+                elif isinstance(answer, Exception):
+                    raise answer
+                else:
+                    results[i] = answer
+            if not missing:
+                break
+            await self._redis.script_load(ADMIT)
+            await self._redis.script_load(SPEND)
+            todo = missing
+        return results
 
     async def close(self) -> None:
+        """Send the tokens still waiting, then close."""
+        self._closing = True
+        self._wake.set()
+        if self._sender is not None:
+            await self._sender
         await self._redis.aclose()
 
     def _unavailable(self) -> None:
