@@ -38,7 +38,8 @@ def missing_tools() -> str | None:
 
 
 def count(argv: list[str], port: int, path: str, shape: str, *, requests: int, warmup: int, out: Path,
-          env: dict[str, str] | None = None, cwd: Path | None = None, cpus: set[int] | None = None) -> float:
+          env: dict[str, str] | None = None, cwd: Path | None = None, cpus: set[int] | None = None,
+          key: str = "bench-key") -> float:
     """Instructions per request of the server ``argv`` (listening on ``port``) answering ``path``."""
     prefix = out / f"callgrind.{port}"
     proc = h.start(["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", *argv],
@@ -46,7 +47,7 @@ def count(argv: list[str], port: int, path: str, shape: str, *, requests: int, w
     try:
         h.wait_healthy(port, proc, timeout=180)
         load = [PY, str(h.BENCH / "loadgen.py"), "latency", "--port", str(port), "--path", path,
-                "--warmup", "0", "--budget", "900", *SHAPES[shape][0]]
+                "--warmup", "0", "--budget", "900", "--key", key, *SHAPES[shape][0]]
         subprocess.run([*load, "-n", str(warmup)], capture_output=True, check=True, timeout=900)
         _control("-z", proc.pid)
         subprocess.run([*load, "-n", str(requests)], capture_output=True, check=True, timeout=900)

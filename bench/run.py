@@ -533,7 +533,8 @@ def main() -> None:
 
 
 def count_instructions(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    """Instructions per reply under callgrind (bench/instructions.py): relay /v1, /chat, byte pipe."""
+    """Instructions per reply under callgrind (bench/instructions.py): relay /v1, /chat, byte pipe, and the
+    team targets."""
     why_not = instructions.missing_tools()
     if why_not:
         print(f"  instructions skipped: {why_not}", flush=True)
@@ -542,7 +543,7 @@ def count_instructions(stack: Stack, args: argparse.Namespace) -> dict[str, Any]
     out: dict[str, Any] = {}
     for shape in ("streamed", "plain"):
         row: dict[str, float] = {}
-        for name in ("relay /v1", "relay /chat", "byte pipe"):
+        for name in ("relay /v1", "relay /chat", "byte pipe", *stack.team_targets()):
             if shape == "plain" and name == "relay /chat":
                 continue  # /chat always streams
             port = h.free_port()
@@ -551,9 +552,12 @@ def count_instructions(stack: Stack, args: argparse.Namespace) -> dict[str, Any]
             else:
                 argv = [*relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(port)]
             path = "/chat" if name == "relay /chat" else "/v1/chat/completions"
+            shared = name == SHARED
             row[name] = instructions.count(argv, port, path, shape, requests=args.count_requests,
-                                           warmup=30, out=stack.logs, env=stack.relay_env,
-                                           cwd=stack.workdir, cpus=stack.relay_cpus)
+                                           warmup=30, out=stack.logs,
+                                           env=stack.shared_env if shared else stack.relay_env,
+                                           cwd=stack.shared_workdir if shared else stack.workdir,
+                                           cpus=stack.relay_cpus, key=stack.targets()[name][3])
             print(f"  instructions {shape} {name}: {row[name]:,.0f} per reply", flush=True)
         out[shape] = row
     return out
