@@ -56,11 +56,11 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=drivername)
 
 
-def sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     """What every SQLite connection of the relay sets: a busy timeout, WAL, and no fsync per commit
     (WAL with ``synchronous = NORMAL`` loses nothing when the process dies, only on power loss)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()

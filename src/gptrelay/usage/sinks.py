@@ -6,8 +6,9 @@ batch was a greenlet, a pool checkout and, on SQLite, three hops to aiosqlite's 
 (begin, insert, commit), each one waking a thread that then competes with the event
 loop for the GIL. A sink does the same work with one call on the driver:
 
-- ``SqliteSink``: a ``sqlite3`` connection of its own in a thread of its own; a batch is
-  one hop to that thread (``executemany`` and ``COMMIT`` there) and one back.
+- ``SqliteSink``: ``sqlite3`` connections of its own; a batch is one ``executemany`` and
+  ``COMMIT``, on the event loop's thread when SQLite's write lock is free, else in a thread
+  that waits for it.
 - ``PostgresSink``: an ``asyncpg`` connection of its own; a batch is one ``executemany``,
   which asyncpg sends in one go and runs as one transaction.
 
@@ -20,6 +21,7 @@ closed and opened again by the next batch.
 from __future__ import annotations
 
 import asyncio
+import operator
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,20 +56,89 @@ def sink_for(engine: AsyncEngine) -> Sink:
 
 
 def _row_maker(processors: dict[str, Callable[[Any], Any]]) -> Callable[[UsageRecord], Row]:
+    """A record's values in ``COLUMNS``'s order, each through its column's processor if it has one."""
+    pick = operator.itemgetter(*COLUMNS)
+    if not processors:
+        return lambda record: pick(record.row())
+    processed = [(COLUMNS.index(name), process) for name, process in processors.items()]
+
     def row(record: UsageRecord) -> Row:
-        values = record.row()
-        return tuple(processors[name](values[name]) if name in processors else values[name] for name in COLUMNS)
+        values = list(pick(record.row()))
+        for at, process in processed:
+            values[at] = process(values[at])
+        return tuple(values)
 
     return row
 
 
+class _SqliteConnection:
+    """One ``sqlite3`` connection that commits batches of rows, opened on first use."""
+
+    def __init__(self, path: str, sql: str, *, wait: float, checkpoints: bool) -> None:
+        self._path = path
+        self._sql = sql
+        self._wait = wait
+        self._checkpoints = checkpoints
+        self._connection: sqlite3.Connection | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(self._path, timeout=self._wait, isolation_level=None,
+                                         check_same_thread=False)
+            sqlite_pragmas(connection, busy_timeout_ms=round(self._wait * 1000))
+            if not self._checkpoints:
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
+            self._connection = connection
+        return self._connection
+
+    def insert(self, rows: list[Row]) -> None:
+        connection = self._open()
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # the write lock now, or SQLITE_BUSY before any work
+            try:
+                connection.executemany(self._sql, rows)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if not busy(error):
+                self.close()  # a broken connection is opened again by the next batch
+            raise
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, as far as readers allow (never waits)."""
+        try:
+            self._open().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
+
+
+def busy(error: sqlite3.Error) -> bool:
+    """Whether ``error`` says another connection holds the write lock."""
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 class SqliteSink:
-    """Batches into SQLite through ``sqlite3`` in one thread of its own."""
+    """Batches into SQLite: on the event loop's thread when the write lock is free at once, else
+    in a thread of its own that waits for it.
+
+    A commit in WAL mode without an fsync (``synchronous = NORMAL``) appends a few pages to the
+    WAL: tens of microseconds, less than handing the batch to a thread and back. The loop's
+    connection never waits: it takes the write lock with no busy timeout, and when another
+    connection holds it (another worker, the CLI, a key change) the batch goes to the thread,
+    which waits up to the busy timeout. The loop's connection leaves checkpoints (which fsync)
+    to the thread: every ``CHECKPOINT_EVERY`` commits, a passive one runs there.
+    """
+
+    CHECKPOINT_EVERY = 500
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._thread: ThreadPoolExecutor | None = None  # started by the first batch after a close
-        self._connection: sqlite3.Connection | None = None  # used in that thread only
         dialect = sqlite.dialect()
         processors = {}
         for name in COLUMNS:
@@ -75,41 +146,36 @@ class SqliteSink:
             if process is not None:
                 processors[name] = process
         self._row = _row_maker(processors)
-        self._sql = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        sql = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        self._at_once = _SqliteConnection(path, sql, wait=0, checkpoints=False)
+        self._waiting = _SqliteConnection(path, sql, wait=BUSY_TIMEOUT_MS / 1000, checkpoints=True)
+        self._thread: ThreadPoolExecutor | None = None  # started when first needed after a close
+        self._commits = 0
 
     async def insert(self, records: Sequence[UsageRecord]) -> None:
         rows = [self._row(record) for record in records]
+        try:
+            self._at_once.insert(rows)
+        except sqlite3.Error as error:
+            if not busy(error):
+                raise
+        else:
+            self._commits += 1
+            if self._commits % self.CHECKPOINT_EVERY == 0:
+                self._in_thread().submit(self._waiting.checkpoint)  # failures: the next one tries again
+            return
+        await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._waiting.insert, rows)
+
+    def _in_thread(self) -> ThreadPoolExecutor:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="usage-sqlite")
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._insert, rows)
-
-    def _insert(self, rows: list[Row]) -> None:
-        if self._connection is None:
-            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                         check_same_thread=False)
-            sqlite_pragmas(connection)
-            self._connection = connection
-        try:
-            self._connection.execute("BEGIN")
-            try:
-                self._connection.executemany(self._sql, rows)
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-            self._connection.execute("COMMIT")
-        except sqlite3.Error:
-            self._close()
-            raise
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            connection.close()
+        return self._thread
 
     async def close(self) -> None:
+        self._at_once.close()
         if self._thread is not None:
             thread, self._thread = self._thread, None
-            await asyncio.get_running_loop().run_in_executor(thread, self._close)
+            await asyncio.get_running_loop().run_in_executor(thread, self._waiting.close)
             thread.shutdown(wait=False)
 
 

@@ -90,7 +90,7 @@ class UsageWriter:
             return
         self._pending.append((rec, future))
         self._wake.set()
-        await asyncio.shield(future)
+        await future  # cancelled with the caller, the record stays in its batch
 
     async def close(self) -> None:
         """Commit (or spool) everything pending, then stop."""
@@ -132,8 +132,8 @@ class UsageWriter:
         while True:
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(self._insert([rec for rec, _ in batch]),
-                                       max(deadline - loop.time(), 0.25))
+                async with asyncio.timeout(max(deadline - loop.time(), 0.25)):
+                    await self._insert([rec for rec, _ in batch])
             except Exception as error:
                 if loop.time() + delay >= deadline:
                     await self._spool(batch, error)

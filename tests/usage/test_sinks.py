@@ -1,0 +1,120 @@
+"""The sinks write rows that SQLAlchemy reads back as it wrote them; SQLite's sink never blocks the
+event loop on another connection's write lock, and leaves its checkpoints to its thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+
+from gptrelay.db.engine import create_engine
+from gptrelay.db.tables import usage
+from gptrelay.usage.records import UsageRecord
+from gptrelay.usage.sinks import SqliteSink, sink_for
+from tests.helpers import run_async
+from tests.usage.conftest import make
+
+
+async def read_back(url: str) -> list[UsageRecord]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(usage).order_by(usage.c.prompt_tokens))).mappings().all()
+    finally:
+        await engine.dispose()
+    return [UsageRecord(time=row["time"], key=row["key_name"], route=row["route"], model=row["model"],
+                        status=row["status"], prompt_tokens=row["prompt_tokens"],
+                        completion_tokens=row["completion_tokens"], estimated=row["estimated"],
+                        outcome=row["outcome"], ttfb_ms=row["ttfb_ms"], duration_ms=row["duration_ms"])
+            for row in rows]
+
+
+def test_rows_read_back_through_sqlalchemy_as_written(database_url: str) -> None:
+    records = [make(1), make(2, key=None, model=None, estimated=True, outcome="cut", ttfb_ms=None,
+                              duration_ms=None)]
+
+    async def go() -> list[UsageRecord]:
+        engine = create_engine(database_url)
+        sink = sink_for(engine)
+        try:
+            await sink.insert(records)
+        finally:
+            await sink.close()
+            await engine.dispose()
+        return await read_back(database_url)
+
+    back = run_async(go())
+    assert [(r.time.timestamp(), r.key, r.model, r.estimated, r.outcome, r.ttfb_ms) for r in back] == [
+        (r.time.timestamp(), r.key, r.model, r.estimated, r.outcome, r.ttfb_ms) for r in records]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs_on(database_url: str) -> None:
+    path = database_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another writer: the CLI, another worker, a key change
+    released = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+
+    async def go() -> tuple[float, int]:
+        engine = create_engine(database_url)
+        sink = SqliteSink(engine.url.database or "")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        released.start()
+        try:
+            await sink.insert([make(1)])
+            took = time.monotonic() - started
+        finally:
+            ticker.cancel()
+            await sink.close()
+            await engine.dispose()
+        return took, ticks
+
+    took, ticks = run_async(go())
+    holder.close()
+    assert took >= 0.45  # it waited for the lock, in the thread ...
+    assert ticks >= 20  # ... while the loop went on
+    assert [r.prompt_tokens for r in run_async(read_back(database_url))] == [1]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_checkpoints_run_in_the_thread_every_so_many_commits(database_url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(SqliteSink, "CHECKPOINT_EVERY", 5)
+    path = database_url.removeprefix("sqlite:///")
+
+    async def go() -> list[str]:
+        sink = SqliteSink(path)
+        threads: list[str] = []
+        checkpoint = sink._waiting.checkpoint
+
+        def spied() -> None:
+            threads.append(threading.current_thread().name)
+            checkpoint()
+
+        sink._waiting.checkpoint = spied  # type: ignore[method-assign]
+        try:
+            for n in range(12):
+                await sink.insert([make(n)])
+        finally:
+            await sink.close()
+        return threads
+
+    threads = run_async(go())
+    assert len(threads) == 2 and all(name.startswith("usage-sqlite") for name in threads)
+    with sqlite3.connect(path) as connection:  # everything committed is in the database file now
+        busy, wal_pages, moved = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and wal_pages == moved
+        assert connection.execute("SELECT count(*) FROM usage").fetchone()[0] == 12
