@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -66,22 +67,31 @@ def test_chatgpt_passes_exactly_what_the_client_asked_for(relay: Relay, store: S
     assert (row["route"], row["prompt_tokens"], row["estimated"]) == ("/chatgpt", 7, False)
 
 
-def test_v1_records_reported_and_estimated_tokens(relay: Relay, store: Store) -> None:
+def test_v1_records_reported_and_estimated_tokens(relay: Relay, store: Store, fake_upstream: RunningFake) -> None:
     carol = store.create("carol")
     r = relay(database_url=store.url)
     body = {"model": "gpt-4o-mini", **user("hi")}
     plain = httpx.post(f"{r.url}/v1/chat/completions", json=body, headers=bearer(carol)).json()
+    # Streamed without asking for usage: the relay asks, and the client gets what it would have got.
     streamed = httpx.post(f"{r.url}/v1/chat/completions", json={**body, "stream": True}, headers=bearer(carol))
-    assert streamed.text.endswith("data: [DONE]\n\n")
+    direct = httpx.post(f"{fake_upstream.url}/chat/completions", json={**body, "stream": True},
+                        headers=bearer(UPSTREAM_KEY))
+    assert streamed.content == direct.content and b"usage" not in streamed.content
     with_usage = httpx.post(f"{r.url}/v1/chat/completions", headers=bearer(carol),
                             json={**body, "stream": True, "stream_options": {"include_usage": True}})
-    assert '"usage":{"prompt_tokens":7' in with_usage.text
+    assert '"usage":{"prompt_tokens":7' in with_usage.text and '"usage":null' in with_usage.text
+    # A compressed body goes upstream as sent (nothing added): its tokens are estimated.
+    gzipped = gzip.compress(orjson.dumps({**body, "stream": True}))
+    compressed = httpx.post(f"{r.url}/v1/chat/completions", content=gzipped,
+                            headers={**bearer(carol), "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert compressed.text.endswith("data: [DONE]\n\n") and "usage" not in compressed.text
     rows = records(store.url)
-    assert [row["route"] for row in rows] == ["/v1/chat/completions"] * 3
+    assert [row["route"] for row in rows] == ["/v1/chat/completions"] * 4
     assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"], rows[0]["estimated"]) == (
         plain["usage"]["prompt_tokens"], plain["usage"]["completion_tokens"], False)
-    assert rows[1]["estimated"] is True and rows[1]["completion_tokens"] > 0
+    assert (rows[1]["prompt_tokens"], rows[1]["estimated"]) == (7, False) and rows[1]["completion_tokens"] > 0
     assert (rows[2]["prompt_tokens"], rows[2]["estimated"]) == (7, False)
+    assert rows[3]["estimated"] is True and rows[3]["completion_tokens"] > 0
 
 
 def test_refusals_and_upstream_errors_are_recorded(relay: Relay, store: Store) -> None:

@@ -15,14 +15,12 @@ from gptrelay.http.streaming import SSE_DONE, SSE_PING, Stream, sse_error
 from gptrelay.routes.chat_request import open_chat, read_chat_request
 from gptrelay.state import METER
 from gptrelay.usage.meter import Meter
+from gptrelay.wire.asked_usage import NULL_USAGE, is_usage_only
 from gptrelay.wire.completions import DONE
 from gptrelay.wire.sse import Event, SSEDecoder
 from gptrelay.wire.tokens import MARK
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
-# A chunk with no choices and a usage: the one the relay asked for.
-_USAGE_ONLY, _USAGE_ONLY_SPACED = b'"choices":[]', b'"choices": []'
-_NULL_USAGE = b',"usage":null'
 
 
 async def chatgpt(request: web.Request) -> web.StreamResponse:
@@ -77,7 +75,7 @@ class _Relay:
         for event in events:
             if MARK in event.raw:
                 self.meter.read_usage(event.raw)
-                if self.strip_usage and (_USAGE_ONLY in event.raw or _USAGE_ONLY_SPACED in event.raw):
+                if self.strip_usage and is_usage_only(event.raw):
                     continue
             kept.append(event)
         return kept
@@ -94,4 +92,4 @@ class _Relay:
         if MARK in data:  # the usage chunk is among them
             events = self.take_usage(events)
             data = b"".join(event.raw for event in events)
-        return data.replace(_NULL_USAGE, b"") if self.strip_usage else data
+        return data.replace(NULL_USAGE, b"") if self.strip_usage else data

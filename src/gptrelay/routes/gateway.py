@@ -26,6 +26,7 @@ from gptrelay.limits.admission import check_model
 from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 from gptrelay.usage.meter import Meter
+from gptrelay.wire.asked_usage import WholeEvents, body_asking_for_usage, without_usage
 from gptrelay.wire.tokens import MARK
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
@@ -33,6 +34,8 @@ SMALL_BODY = 1024 * 1024
 # `"stream": true` in a JSON body; inside a string its quotes would be escaped, so no false match.
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 _DOT_SEGMENTS = frozenset({".", ".."})
+# Where a streamed reply's usage can be asked for (``stream_options``), for the record.
+_ASKS_USAGE = frozenset({"/v1/chat/completions", "/v1/completions"})
 _BODY_HEADERS = frozenset({"content-length", "content-type", "content-encoding"})  # of a body rewritten here
 
 
@@ -55,6 +58,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
     limit = settings.max_body_size if is_json else settings.max_upload_size
     data: bytes | AsyncIterator[bytes] | None = None
     accept_encoding = None
+    hide_usage = False  # the relay asked for the usage chunk: the client gets the stream without it
     length = request.content_length
     models_checked = caller.models is not None and is_json  # its model must be read, however large
     if request.body_exists:
@@ -64,9 +68,13 @@ async def gateway(request: web.Request) -> web.StreamResponse:
             data = await read_raw(request, request.app[BODY_LIMITS], limit)
             if models_checked:
                 check_model(caller, await _model_of(data, request.headers.get("Content-Encoding"), limit))
+            meter.prompt_size = len(data)
             if is_json and _STREAM_TRUE.search(data):
                 accept_encoding = "identity"  # a streamed reply is never compressed
-            meter.prompt_size = len(data)
+                if path in _ASKS_USAGE and "Content-Encoding" not in request.headers:
+                    asked = body_asking_for_usage(data)  # None: the client chose for itself
+                    if asked is not None:
+                        data, hide_usage = asked, True
             if is_json:
                 meter.model = _model_named(data)
         else:
@@ -99,7 +107,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         meter.sent_first_byte()
         if streaming:
             upstream.keep_alive(lambda: response.write(SSE_PING))
-        end = _StreamEnd(meter, response) if streaming else _BodyEnd(meter, response, upstream.headers)
+        end = _StreamEnd(meter, response, hide_usage) if streaming else _BodyEnd(meter, response, upstream.headers)
         try:
             await upstream.pump(end.write)
         except RelayError as error:
@@ -129,20 +137,30 @@ def _model_named(data: bytes) -> str | None:
 
 class _StreamEnd:
     """An event stream's reads go to the client as they come; the usage they report goes to the
-    meter; a final ``data: [DONE]`` waits until the record is committed."""
+    meter; a final ``data: [DONE]`` waits until the record is committed. When the relay asked for
+    the usage chunk itself, the client gets the stream without it (``wire.asked_usage``): whole
+    events then, the bytes of one cut by a network read going with the read that completes it."""
 
-    __slots__ = ("_done", "_meter", "_write")
+    __slots__ = ("_done", "_meter", "_whole", "_write")
 
-    def __init__(self, meter: Meter, response: web.StreamResponse) -> None:
+    def __init__(self, meter: Meter, response: web.StreamResponse, hide_usage: bool = False) -> None:
         self._meter = meter
         self._write = response.write
         self._done = b""
+        self._whole = WholeEvents() if hide_usage else None
 
     def write(self, chunk: bytes) -> Awaitable[None] | None:
+        whole = self._whole
+        if whole is not None:
+            chunk = whole.feed(chunk)
+            if not chunk:
+                return None
         meter = self._meter
         if MARK in chunk:
             meter.read_usage(chunk)
         meter.reply_size += chunk.count(b"data:")  # events: about a token each, for an estimate
+        if whole is not None:
+            chunk = without_usage(chunk)
         if chunk.endswith(SSE_DONE):
             self._done = SSE_DONE
             chunk = chunk[:-len(SSE_DONE)]
@@ -151,6 +169,8 @@ class _StreamEnd:
         return self._write(chunk)
 
     async def finish(self) -> None:
+        if self._whole is not None and self._whole.rest:  # the upstream stopped inside an event
+            await self._write(self._whole.rest)
         await self._meter.commit()
         if self._done:
             await self._write(self._done)

@@ -1,0 +1,85 @@
+"""The usage the relay asks for itself, taken out of an OpenAI event stream again.
+
+To record what a streamed reply used, the relay adds ``"stream_options":
+{"include_usage": true}`` to a request whose client did not ask for it. The
+upstream then ends the stream with one more chunk, ``"choices":[]`` and a
+``usage``, and adds ``"usage":null`` to every other chunk; a client that did
+not ask gets neither. This module does the byte work, without parsing JSON:
+
+- ``body_asking_for_usage(body)``: the JSON body with the option added at its start, or
+  None when it already names ``stream_options`` (its client chose) or is no
+  JSON object;
+- ``WholeEvents``: an incremental splitter: bytes in, whole events out (the
+  bytes of an event not yet complete wait for the next read, which a client
+  could not have used anyway), so a chunk or a ``"usage":null`` cut by a
+  network read is still found whole;
+- ``without_usage(events)``: whole events without the usage chunk and the
+  ``"usage":null`` fields.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gptrelay.wire.tokens import MARK
+
+OPTION = b'"stream_options":{"include_usage":true},'
+USAGE_ONLY = (b'"choices":[]', b'"choices": []')  # the chunk asked for: no choices, a usage
+NULL_USAGE = b',"usage":null'
+_EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.S)  # an event and its blank line
+_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+HOLD_AT_MOST = 64 * 1024  # bytes without a blank line: not events as expected, so they go on as they are
+
+
+def body_asking_for_usage(body: bytes) -> bytes | None:
+    """``body`` (a JSON object) asking for the usage chunk, or None if it already says what it wants."""
+    if b'"stream_options"' in body:
+        return None
+    start = body.find(b"{")
+    if start < 0 or body[:start].strip():
+        return None
+    return body[:start + 1] + OPTION + body[start + 1:]
+
+
+def is_usage_only(event: bytes) -> bool:
+    """Whether ``event`` holds a chunk with no choices and a usage (Azure's first chunk has no
+    choices either, and no usage: it stays)."""
+    return (USAGE_ONLY[0] in event or USAGE_ONLY[1] in event) and MARK in event
+
+
+def without_usage(events: bytes) -> bytes:
+    """Whole events without the usage-only chunk and without ``"usage":null``."""
+    if is_usage_only(events):
+        kept, end = [], 0
+        for event in _EVENT.finditer(events):
+            if not is_usage_only(event.group()):
+                kept.append(event.group())
+            end = event.end()
+        kept.append(events[end:])
+        events = b"".join(kept)
+    return events.replace(NULL_USAGE, b"")
+
+
+class WholeEvents:
+    """Bytes in, whole events out; what follows the last blank line waits for the next read (up to
+    ``HOLD_AT_MOST`` bytes: a stream that never ends its events is passed on as it comes)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self) -> None:
+        self.rest = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.rest + chunk if self.rest else chunk
+        end = 0
+        for blank in _ENDS:
+            at = data.rfind(blank)
+            if at >= 0 and at + len(blank) > end:
+                end = at + len(blank)
+        if end == 0 and len(data) <= HOLD_AT_MOST:
+            self.rest = data
+            return b""
+        if end == 0:
+            end = len(data)
+        self.rest = data[end:]
+        return data[:end]
