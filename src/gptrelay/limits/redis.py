@@ -250,7 +250,7 @@ class RedisLimiter:
             self._recovered()
         for (*_, answer), wait in zip(asked, results[len(spent):], strict=True):
             if not answer.done():
-                answer.set_result(int(wait))
+                answer.set_result(int(wait))  # type: ignore[call-overload]  # the script returns an integer
 
     async def _pipeline(self, calls: list[tuple[str, list[str], list[str | int]]]) -> list[object]:
         """EVALSHA each call in one round trip; after a NOSCRIPT (a restarted Redis), load the

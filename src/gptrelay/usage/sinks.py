@@ -23,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import operator
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,7 +55,7 @@ def sink_for(engine: AsyncEngine) -> Sink:
     return PostgresSink(engine.url)
 
 
-def _row_maker(processors: dict[str, Callable[[Any], Any]]) -> Callable[[UsageRecord], Row]:
+def _row_maker(processors: Mapping[str, Callable[[Any], Any]]) -> Callable[[UsageRecord], Row]:
     """A record's values in ``COLUMNS``'s order, each through its column's processor if it has one."""
     pick = operator.itemgetter(*COLUMNS)
     if not processors:
@@ -140,7 +140,7 @@ class SqliteSink:
 
     def __init__(self, path: str) -> None:
         dialect = sqlite.dialect()
-        processors = {}
+        processors: dict[str, Callable[[Any], Any]] = {}
         for name in COLUMNS:
             process = usage.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
