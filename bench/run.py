@@ -118,17 +118,22 @@ class Stack:
     def start_relay(self, workers: int = 1, pinned: bool = True) -> None:
         if self.relay is not None:
             h.stop(self.relay)
-        self.relay_port = h.free_port()
-        argv = [*self.relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(self.relay_port)]
+        self.relay, self.relay_port = self._relay(self.relay_env, self.workdir, "relay.log", workers, pinned)
+
+    def _relay(self, env: dict[str, str], cwd: Path, log: str, workers: int,
+               pinned: bool = True) -> tuple[subprocess.Popen[bytes], int]:
+        """``gptrelay serve`` on a free port, healthy, with every worker up."""
+        port = h.free_port()
+        argv = [*self.relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(port)]
         if workers > 1:
             argv += ["--workers", str(workers)]
-        self.relay = h.start(argv, cpus=self.relay_cpus if pinned else None, env=self.relay_env,
-                             log=self.logs / "relay.log", cwd=self.workdir)
-        h.wait_healthy(self.relay_port, self.relay)
+        proc = h.start(argv, cpus=self.relay_cpus if pinned else None, env=env, log=self.logs / log, cwd=cwd)
+        h.wait_healthy(port, proc)
         if workers > 1:  # every worker up: wait until the tree has them
             deadline = time.monotonic() + 10
-            while len(h.tree(self.relay.pid)) < workers and time.monotonic() < deadline:
+            while len(h.tree(proc.pid)) < workers and time.monotonic() < deadline:
                 time.sleep(0.1)
+        return proc, port
 
     def prepare_team(self) -> None:
         """Named keys with limits: in the bench relay's SQLite database, and (when PostgreSQL and
@@ -148,13 +153,7 @@ class Stack:
     def start_shared(self, workers: int = 1) -> None:
         if self.shared is not None:
             h.stop(self.shared)
-        self.shared_port = h.free_port()
-        argv = [*self.relay_cmd, "serve", "--host", "127.0.0.1", "--port", str(self.shared_port)]
-        if workers > 1:
-            argv += ["--workers", str(workers)]
-        self.shared = h.start(argv, cpus=self.relay_cpus, env=self.shared_env, log=self.logs / "relay-pg.log",
-                              cwd=self.shared_workdir)
-        h.wait_healthy(self.shared_port, self.shared)
+        self.shared, self.shared_port = self._relay(self.shared_env, self.shared_workdir, "relay-pg.log", workers)
 
     def records(self, name: str) -> int:
         """The team key's usage records so far in ``name``'s database."""
