@@ -9,8 +9,9 @@ disagree still agree, and runs atomically, so the limits are exact under any
 concurrency. Every write sets an expiry of one window: an idle key vanishes.
 
 Calls are batched, since a round trip through redis-py costs far more CPU than
-the script it runs: the admissions asked for during one turn of the event loop
-go to Redis together, in one pipeline, and each caller gets its own answer.
+the script it runs: an admission asked for while nothing is on its way to Redis
+goes at once, from its own task; the ones asked for while a round trip is under
+way go together in the next, in one pipeline, and each caller gets its own answer.
 Spent tokens are summed per key and ride along with the next batch, or leave
 on their own ``SPEND_DELAY`` after the first of them: a request's tokens count
 against TPM within that time after it ended (on every process and host), and
@@ -161,6 +162,7 @@ class RedisLimiter:
         self._wake = asyncio.Event()
         self._spend_due: asyncio.TimerHandle | None = None
         self._sender: asyncio.Task[None] | None = None  # started by the first call
+        self._in_flight = 0  # batches sent and not yet answered
         self._closing = False
         self._fail_open = fail_open
         self._deadline = 2 * timeout
@@ -182,10 +184,14 @@ class RedisLimiter:
             self._unavailable()
             return None
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._asked.append((key, rpm, tpm, answer))
-        self._wake.set()
-        if self._sender is None:
-            self._start()
+        if not self._in_flight and not self._asked:  # nothing to wait for: go now, from this task
+            spent, self._spent = self._spent, {}
+            await self._send([(key, rpm, tpm, answer)], spent)
+        else:  # with the next batch
+            self._asked.append((key, rpm, tpm, answer))
+            self._wake.set()
+            if self._sender is None:
+                self._start()
         wait = await answer
         if wait < 0:  # the batch failed
             self._unavailable()
@@ -240,6 +246,7 @@ class RedisLimiter:
             calls.append((self._admit.sha, [f"{tag}:r", f"{tag}:t", f"{tag}:s"],
                           [self._window, "" if rpm is None else rpm, "" if tpm is None else tpm,
                            f"{self._id}{next(self._ids)}"]))
+        self._in_flight += 1
         try:
             async with asyncio.timeout(self._deadline):
                 results = await self._pipeline(calls)
@@ -248,6 +255,8 @@ class RedisLimiter:
             results = [-1] * len(calls)
         else:
             self._recovered()
+        finally:
+            self._in_flight -= 1
         for (*_, answer), wait in zip(asked, results[len(spent):], strict=True):
             if not answer.done():
                 answer.set_result(int(wait))  # type: ignore[call-overload]  # the script returns an integer
