@@ -2,8 +2,9 @@
 
 ``python -m gptrelay.fake`` spends ~1 ms of CPU per 50-chunk stream (aiohttp, one ``write``
 per event), so on the bench's single upstream core it saturates before a relay does. This
-server sends the very same event bytes (built by ``gptrelay.fake.chunks``), still one socket
-write per event and paced with ``interval_ms``, at a fraction of the cost. Only the bench
+server sends the very same event bytes (built by ``gptrelay.fake.chunks``; the usage chunk
+when the request asks for it, as OpenAI does), still one socket write per event and paced
+with ``interval_ms``, at a fraction of the cost. Only the bench
 scenario, ``/v1/models`` and ``/healthz`` exist here.
 
     python bench/fastfake.py --port 9000
@@ -34,8 +35,8 @@ def json_response(status: int, body: object) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def framed_events(model: str, count: int, size: int) -> tuple[bytes, ...]:
-    return tuple(b"%x\r\n%s\r\n" % (len(e), e) for e in chunks.bench_events(model, count, size))
+def framed_events(model: str, count: int, size: int, usage: bool) -> tuple[bytes, ...]:
+    return tuple(b"%x\r\n%s\r\n" % (len(e), e) for e in chunks.bench_events(model, count, size, usage))
 
 
 class Upstream(asyncio.Protocol):
@@ -94,7 +95,9 @@ class Upstream(asyncio.Protocol):
             prompt = sum(len(message_text(m)) for m in body.get("messages") or [])
             self.transport.write(json_response(200, chunks.completion(model, "", "stop", prompt)))
             return
-        events = framed_events(model, scenario.integer("chunks", 50), scenario.integer("size", 8))
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))  # as OpenAI: only when asked
+        events = framed_events(model, scenario.integer("chunks", 50), scenario.integer("size", 8), usage)
         interval = scenario.number("interval_ms", 0) / 1000
         self.transport.write(SSE_HEAD)
         if not interval:

@@ -181,12 +181,12 @@ class FakeUpstream:
     def _events(self, scenario: Scenario, model: str, body: dict[str, Any],
                 text_pieces: list[str], finish: str) -> list[bytes]:
         name = scenario.name
-        if name == "bench":
-            return list(chunks.bench_events(model, scenario.integer("chunks", 50),
-                                            scenario.integer("size", 8)))
         options = body.get("stream_options")
         # As OpenAI: the usage chunk (and "usage": null in every other chunk) only when asked for.
         usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        if name == "bench":
+            return list(chunks.bench_events(model, scenario.integer("chunks", 50),
+                                            scenario.integer("size", 8), usage))
         writer = chunks.ChunkWriter(model, usage=usage)
         events: list[bytes] = []
         if name == "empty-choices":

@@ -111,12 +111,13 @@ def completion(model: str, text: str, finish_reason: str, prompt_tokens: int) ->
 
 
 @lru_cache(maxsize=64)
-def bench_events(model: str, chunks: int, size: int) -> tuple[bytes, ...]:
-    """The benchmark's stream, built once per shape."""
-    writer = ChunkWriter(model)
+def bench_events(model: str, chunks: int, size: int, usage: bool = False) -> tuple[bytes, ...]:
+    """The benchmark's stream, built once per shape (with the usage chunk, and ``"usage":null`` in
+    every other chunk, when the request asked for it, as OpenAI does)."""
+    writer = ChunkWriter(model, usage=usage)
     piece = ("x" * (size - 1) + " ") if size > 0 else ""
     return (writer.role(), *(writer.content(piece) for _ in range(chunks)),
-            writer.finish("stop"), DONE)
+            writer.finish("stop"), *((writer.usage_chunk(9, chunks),) if usage else ()), DONE)
 
 
 def responses_events(model: str, text_pieces: list[str]) -> list[bytes]:
