@@ -118,7 +118,9 @@ def test_a_dead_database_spools_and_the_next_start_imports(database_url: str, tm
     with caplog.at_level(logging.WARNING, "gptrelay.usage"):
         run(dead)
     warnings = [r.getMessage() for r in caplog.records]
-    assert warnings and all("record(s) written to" in w and "127.0.0.1:1" in w for w in warnings), warnings
+    assert warnings[0].startswith("usage: the database does not answer yet")  # at start
+    assert all("record(s) written to" in w for w in warnings[1:]) and len(warnings) > 1, warnings
+    assert all("127.0.0.1:1" in w for w in warnings), warnings
     assert all("\n" not in w for w in warnings)
     spool = tmp_path / SPOOL_NAME
     assert len(spool.read_bytes().splitlines()) == 10
@@ -334,3 +336,48 @@ def test_an_unexpected_failure_is_logged_and_no_caller_waits_forever(tmp_path: P
     with caplog.at_level(logging.ERROR, "gptrelay.usage"):
         run(go)
     assert "record(s) lost: RuntimeError('a bug')" in caplog.text
+
+
+NO_DESCRIPTORS = """
+import asyncio, os, sys
+from datetime import UTC, datetime
+from gptrelay.db.engine import create_engine
+from gptrelay.usage.records import UsageRecord
+from gptrelay.usage.writer import UsageWriter
+
+def record(n):
+    return UsageRecord(time=datetime.now(UTC), key="k", route="/chat", model="m", status=200,
+                       prompt_tokens=n, completion_tokens=0, estimated=False, outcome="ok")
+
+async def main():
+    writer = UsageWriter(create_engine(sys.argv[1]), sys.argv[2], retry_for=0.2)
+    await writer.start()
+    hog = []
+    try:
+        while True:  # every descriptor taken, as by thousands of open streams
+            hog.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    await asyncio.gather(*(writer.record(record(n)) for n in range(20)))
+    print(writer.committed, writer.spooled, writer.lost, flush=True)
+    for fd in hog:
+        os.close(fd)
+    await writer.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("alive", [True, False], ids=["database", "spool"])
+def test_no_file_descriptor_left_loses_no_record(database_url: str, tmp_path: Path, alive: bool) -> None:
+    url = database_url if alive else DEAD
+    done = subprocess.run([sys.executable, "-c", NO_DESCRIPTORS, url, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    committed, spooled, lost = map(int, done.stdout.split())
+    if alive:  # on the connection made at start
+        assert (committed, spooled, lost) == (20, 0, 0)
+        assert len(run_async(stored(database_url))) == 20
+    else:  # in the spool, opened with the descriptor kept for it
+        assert (committed, spooled, lost) == (0, 20, 0), done.stderr[-2000:]
+        assert len((tmp_path / SPOOL_NAME).read_text().splitlines()) == 20

@@ -21,6 +21,7 @@ closed and opened again by the next batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,10 @@ Row = tuple[Any, ...]
 
 
 class Sink(Protocol):
+    async def open(self) -> None:
+        """Connect now, at start, while file descriptors are to be had: a relay holding thousands
+        of streams may have none left when the first of them ends."""
+
     async def insert(self, records: Sequence[UsageRecord]) -> None:
         """Commit ``records`` in one transaction, or raise."""
 
@@ -72,7 +77,8 @@ def _row_maker(processors: Mapping[str, Callable[[Any], Any]]) -> Callable[[Usag
 
 
 class _SqliteConnection:
-    """One ``sqlite3`` connection that commits batches of rows, opened on first use."""
+    """One ``sqlite3`` connection that commits batches of rows. It is kept after a failed batch
+    (SQLite's connections outlive their errors), so it needs no new file descriptor later."""
 
     def __init__(self, path: str, sql: str, *, wait: float, checkpoints: bool) -> None:
         self._path = path
@@ -81,7 +87,7 @@ class _SqliteConnection:
         self._checkpoints = checkpoints
         self._connection: sqlite3.Connection | None = None
 
-    def _open(self) -> sqlite3.Connection:
+    def open(self) -> sqlite3.Connection:
         if self._connection is None:
             connection = sqlite3.connect(self._path, timeout=self._wait, isolation_level=None,
                                          check_same_thread=False)
@@ -92,26 +98,21 @@ class _SqliteConnection:
         return self._connection
 
     def insert(self, rows: list[Row]) -> None:
-        connection = self._open()
+        connection = self.open()
         try:
             connection.execute("BEGIN IMMEDIATE")  # the write lock now, or SQLITE_BUSY before any work
-            try:
-                connection.executemany(self._sql, rows)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+            connection.executemany(self._sql, rows)
             connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            if not busy(error):
-                self.close()  # a broken connection is opened again by the next batch
+        except BaseException:
+            if connection.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
             raise
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the database file, as far as readers allow (never waits)."""
-        try:
-            self._open().execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            self.close()
+        with contextlib.suppress(sqlite3.Error):  # the next one tries again
+            self.open().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
         if self._connection is not None:
@@ -152,6 +153,10 @@ class SqliteSink:
         self._thread: ThreadPoolExecutor | None = None  # started when first needed after a close
         self._commits = 0
 
+    async def open(self) -> None:
+        self._at_once.open()
+        await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._waiting.open)
+
     async def insert(self, records: Sequence[UsageRecord]) -> None:
         rows = [self._row(record) for record in records]
         try:
@@ -189,13 +194,19 @@ class PostgresSink:
         self._sql = (f"INSERT INTO usage ({', '.join(COLUMNS)}) "
                      f"VALUES ({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))})")
 
-    async def insert(self, records: Sequence[UsageRecord]) -> None:
-        rows = [self._row(record) for record in records]
+    async def open(self) -> None:
         if self._connection is None or self._connection.is_closed():
             self._connection = await asyncpg.connect(self._url.render_as_string(hide_password=False),
                                                      timeout=CONNECT_TIMEOUT_S)
+
+    async def insert(self, records: Sequence[UsageRecord]) -> None:
+        rows = [self._row(record) for record in records]
+        await self.open()
+        assert self._connection is not None
         try:
             await self._connection.executemany(self._sql, rows)  # one transaction
+        except asyncpg.PostgresError:
+            raise  # the server refused the batch: the connection is as good as before
         except BaseException:
             await self.close()  # cut or cancelled midway: its state is not worth trusting
             raise

@@ -11,6 +11,11 @@ does the first commit that succeeds after this writer spooled.
 A spool that cannot be written (a full disk) is one error line: ``record()``
 never hangs and never raises into the request.
 
+A relay holding thousands of streams can run out of file descriptors, just
+when their records are due. So the writer connects at ``start()`` and keeps
+that connection through failures, and it holds one descriptor in reserve
+(``/dev/null``), given up to open the spool when no other is to be had.
+
 The spool is shared by the processes of one relay: appends and the import
 hold ``flock`` on it, and an append that finds the file it opened removed
 (imported meanwhile) opens it again.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -69,6 +75,7 @@ class UsageWriter:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._spool_waiting = False  # this writer spooled; import once the database answers again
+        self._reserve: int | None = None  # a descriptor held for the spool, for when none is left
 
     @property
     def queue_length(self) -> int:
@@ -78,6 +85,13 @@ class UsageWriter:
         """Import a spool left by an earlier run (kept, with a warning, if the database fails), then
         start writing."""
         await self.import_spool()
+        try:
+            await self._sink.open()
+        except Exception as error:  # the batches try again
+            log.warning("usage: the database does not answer yet (%s); records wait for it, or go to the spool",
+                        _reason(self.engine, error))
+        if self._reserve is None:
+            self._reserve = os.open(os.devnull, os.O_RDONLY)
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="usage-writer")
 
@@ -100,6 +114,9 @@ class UsageWriter:
             await asyncio.shield(self._task)
             self._task = None
         await self._sink.close()
+        if self._reserve is not None:
+            os.close(self._reserve)
+            self._reserve = None
 
     async def _run(self) -> None:
         while True:
@@ -158,7 +175,18 @@ class UsageWriter:
         reason = _reason(self.engine, error)
         lines = b"".join(orjson.dumps(rec.as_json()) + b"\n" for rec, _ in batch)
         try:
-            await asyncio.to_thread(self._append, lines)
+            try:
+                await asyncio.to_thread(self._append, lines)
+            except OSError as failure:
+                if failure.errno not in (errno.EMFILE, errno.ENFILE) or self._reserve is None:
+                    raise
+                os.close(self._reserve)  # the one descriptor kept for this
+                self._reserve = None
+                try:
+                    await asyncio.to_thread(self._append, lines)
+                finally:
+                    with contextlib.suppress(OSError):
+                        self._reserve = os.open(os.devnull, os.O_RDONLY)
         except OSError as failure:
             self.lost += len(batch)
             log.error("usage: %d record(s) lost: the database failed (%s) and the spool %s cannot be written: %s",
