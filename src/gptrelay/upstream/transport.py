@@ -1,9 +1,11 @@
 """The one place that talks to the upstream API.
 
-``Upstream`` owns the process's pooled HTTP client (opened at start, closed
-at shutdown). Routes call ``Upstream.request`` and read ``UpstreamResponse``;
-they never see the HTTP client's types or exceptions, which ``fail``
-turns into ``gptrelay.errors`` at this one boundary.
+A ``Transport`` owns one pooled HTTP client to one upstream (opened at start,
+closed at shutdown). The pool (``gptrelay.upstream.pool``) calls
+``Transport.request`` with a URL and headers its provider made
+(``gptrelay.upstream.providers``); routes read ``UpstreamResponse``. Neither
+sees the HTTP client's types or exceptions, which ``fail`` turns into
+``gptrelay.errors`` at this one boundary.
 
 Timeouts: connecting (``connect_timeout``), the first byte of the reply
 (``first_byte_timeout``, headers and first body bytes) and silence between
@@ -16,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import logging
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import aiohttp
@@ -52,25 +53,16 @@ DESCRIPTOR_WAIT = 0.05
 log = logging.getLogger("gptrelay")
 
 
-class Upstream:
-    """The upstream API: its base URL, its credentials and one connection pool."""
+class Transport:
+    """The way to one upstream host: one connection pool, its timeouts and its proxy."""
 
-    def __init__(self, settings: Settings, sweeper: Sweeper, base_url: str | None = None) -> None:
-        self.base_url = (base_url or settings.openai_base_url).rstrip("/")
-        self.host = URL(self.base_url).host or self.base_url
+    def __init__(self, settings: Settings, sweeper: Sweeper, base_url: str, proxy: str | None = None) -> None:
+        self.host = URL(base_url).host or base_url
         self.connect_timeout = settings.connect_timeout
         self.first_byte_timeout = settings.first_byte_timeout
         self.read_timeout = settings.read_timeout
         self.keepalive_interval = settings.keepalive_interval
-        credentials: dict[str, str] = {}
-        if settings.openai_api_key is not None:
-            credentials["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
-        if settings.openai_organization:
-            credentials["OpenAI-Organization"] = settings.openai_organization
-        if settings.openai_project:
-            credentials["OpenAI-Project"] = settings.openai_project
-        self.credentials = credentials
-        self.proxy = proxy_for(self.base_url)
+        self.proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         self._sweeper = sweeper
 
@@ -92,43 +84,30 @@ class Upstream:
             await self._session.close()
             self._session = None
 
-    def url(self, path: str, query: str = "") -> URL:
-        if not query:
-            return self._url(path)
-        return URL(f"{self.base_url}/{path.lstrip('/')}?{query}", encoded=True)
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Upstream per process, kept for its life
-    def _url(self, path: str) -> URL:
-        return URL(f"{self.base_url}/{path.lstrip('/')}", encoded=True)
-
     async def request(
         self,
         method: str,
-        path: str,
-        *,
-        headers: Iterable[tuple[str, str]],
+        url: URL,
+        headers: list[tuple[str, str]],
         data: Any = None,
-        query: str = "",
         on_wait: OnWait | None = None,
     ) -> UpstreamResponse:
-        """Send a request with the relay's own credentials; return once headers arrive.
+        """Send a request (its headers carrying the relay's credentials); return once headers arrive.
 
         Until the first byte of the body arrives, ``on_wait`` is called every
         ``keepalive_interval`` seconds (the returned response goes on ticking).
         """
-        assert self._session is not None, "Upstream.start() was not called"
+        assert self._session is not None, "Transport.start() was not called"
         watchdog = Watchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
                             self.keepalive_interval)
-        url = self.url(path, query)
-        all_headers = [*headers, *self.credentials.items()]
         try:
             try:
-                response = await self._session.request(method, url, headers=all_headers, data=data,
+                response = await self._session.request(method, url, headers=headers, data=data,
                                                        allow_redirects=False, proxy=self.proxy)
             except aiohttp.ClientConnectorError as error:
                 if not _out_of_descriptors(error) or not isinstance(data, bytes | None):
                     raise  # (a streamed body cannot be sent twice)
-                response = await self._send_when_free(method, url, all_headers, data)
+                response = await self._send_when_free(method, url, headers, data)
         except BaseException as error:
             watchdog.close()
             await watchdog.stop_ticking()
@@ -209,10 +188,10 @@ def proxy_for(url: str) -> str | None:
 class UpstreamResponse:
     """An upstream reply whose headers have arrived; its body is read with ``pump()`` or ``read()``."""
 
-    __slots__ = ("_response", "_upstream", "_watchdog", "headers", "reason", "status")
+    __slots__ = ("_response", "_transport", "_watchdog", "headers", "reason", "status")
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, watchdog: Watchdog) -> None:
-        self._upstream = upstream
+    def __init__(self, transport: Transport, response: aiohttp.ClientResponse, watchdog: Watchdog) -> None:
+        self._transport = transport
         self._response = response
         self._watchdog = watchdog
         self.status = response.status
@@ -252,7 +231,7 @@ class UpstreamResponse:
             watchdog.idle_wait()
             return await self._response.content.read(limit)
         except BaseException as error:
-            self._upstream.fail(error, watchdog, started=True)
+            self._transport.fail(error, watchdog, started=True)
 
     @property
     def refuses_key(self) -> bool:
@@ -272,7 +251,7 @@ class UpstreamResponse:
             text = body.decode("utf-8", "replace").strip()
             message = " ".join(text.split())[:300] or (self.reason or "no message")
         if self.refuses_key:
-            log.warning("the upstream at %s refused the relay's key (%d): %s", self._upstream.host, self.status,
+            log.warning("the upstream at %s refused the relay's key (%d): %s", self._transport.host, self.status,
                         redact(message))
             return UpstreamKeyRefused(self.status, error_code(parsed))
         return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
@@ -308,7 +287,7 @@ class UpstreamResponse:
                 except aiohttp.ClientPayloadError:
                     chunk = _unread(content)
         except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError) as error:
-            self._upstream.fail(error, watchdog, started)
+            self._transport.fail(error, watchdog, started)
         watchdog.since = 0.0
 
 
