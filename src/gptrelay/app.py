@@ -33,6 +33,7 @@ from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
 from gptrelay.settings import Settings, is_loopback
 from gptrelay.state import ACCESS_KEYS, ACCOUNTING, ADMISSION, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
+from gptrelay.upstream.config import load
 from gptrelay.upstream.pool import Pool
 from gptrelay.usage.accounting import Accounting
 from gptrelay.usage.quotas import QuotaBook
@@ -104,7 +105,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         site = web.TCPSite(demo_runner, "127.0.0.1", 0)
         await site.start()
         base_url = f"http://127.0.0.1:{demo_runner.addresses[0][1]}/v1"
-    upstream = Pool(settings, sweeper, base_url)
+    config = load(settings.config_file) if settings.config_file is not None and not settings.demo else None
+    upstream = Pool(settings, sweeper, config, base_url)
     await upstream.start()
     app[UPSTREAM] = upstream
     admission = app[ADMISSION]

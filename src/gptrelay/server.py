@@ -18,6 +18,7 @@ from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
 from gptrelay.settings import Settings, mask
+from gptrelay.upstream.config import load
 
 log = logging.getLogger("gptrelay")
 
@@ -32,6 +33,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def banner(settings: Settings, port: int) -> str:
     upstream = ("the built-in demo upstream (replies are simulated)" if settings.demo
+                else upstreams_in(settings.config_file) if settings.config_file is not None
                 else f"{settings.openai_base_url} with key {mask(settings.openai_api_key)}")
     access = (f"access key {mask(settings.authorization_key)}" if settings.access_keys
               else "no AUTHORIZATION_KEY: keys made with `gptrelay keys` are required once there are any; "
@@ -43,6 +45,14 @@ def banner(settings: Settings, port: int) -> str:
     return (f"gptrelay {__version__} listening on http://{settings.host}:{port}{workers}\n"
             f"  upstream: {upstream}\n  access:   {access}\n"
             f"  database: {masked(settings.database_url)}\n  limits:   {limits}")
+
+
+def upstreams_in(path: str) -> str:
+    """The upstreams of the file at ``path`` in a few words (keys counted, never shown)."""
+    config = load(path)
+    named = ", ".join(f"{upstream.name} ({upstream.kind}, {len(upstream.keys)} key{'s' * (len(upstream.keys) != 1)})"
+                      for upstream in config.upstreams)
+    return f"{named} from {path}"
 
 
 async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
@@ -59,7 +69,8 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
         await runner.setup()
     except (RefusedStart, StorageError) as error:  # a configuration to fix: one line, status 2
         await runner.cleanup()
-        print(f"gptrelay: {error.message}", file=sys.stderr, flush=True)
+        for line in error.message.splitlines():
+            print(f"gptrelay: {line}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)
     try:
