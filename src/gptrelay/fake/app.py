@@ -92,6 +92,7 @@ class FakeUpstream:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024**3, middlewares=[self._auth])
         app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.azure_chat_completions)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model}", self.model)
         app.router.add_post("/v1/embeddings", self.embeddings)
@@ -188,6 +189,13 @@ class FakeUpstream:
             record.disconnected = time.monotonic()
             raise
         return response
+
+    async def azure_chat_completions(self, request: web.Request) -> web.StreamResponse:
+        """Azure OpenAI's deployment URL: ``api-version`` is required, as on Azure."""
+        if "api-version" not in request.query:
+            self._record(request)
+            return web.json_response({"error": {"code": "404", "message": "Resource not found"}}, status=404)
+        return await self.chat_completions(request)
 
     def _reply(self, scenario: Scenario, index: int, body: dict[str, Any]) -> tuple[list[str], str]:
         name = scenario.name

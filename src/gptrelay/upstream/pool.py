@@ -44,7 +44,7 @@ import orjson
 from gptrelay.errors import NotFound, UpstreamError
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import PoolConfig, UpstreamConfig, masked_url
-from gptrelay.upstream.providers import OpenAI
+from gptrelay.upstream.providers import Azure, OpenAI
 from gptrelay.upstream.transport import KEY_REFUSED, Transport, UpstreamResponse, proxy_for
 from gptrelay.watchdog import OnWait, Sweeper
 from gptrelay.wire.completions import error_code
@@ -58,7 +58,7 @@ _CACHED_MODELS = 1024
 
 log = logging.getLogger("gptrelay")
 
-Provider = OpenAI
+Provider = OpenAI | Azure
 
 
 class Key:
@@ -128,7 +128,8 @@ def _env_member(settings: Settings, sweeper: Sweeper, base_url: str | None) -> M
 
 
 def _member(settings: Settings, sweeper: Sweeper, config: UpstreamConfig) -> Member:
-    provider = OpenAI(config.base_url, config.organization, config.project)
+    provider: Provider = (Azure(config.base_url, config.api_version, config.deployments) if config.kind == "azure"
+                          else OpenAI(config.base_url, config.organization, config.project))
     proxy = config.proxy.get_secret_value() if config.proxy is not None else proxy_for(provider.base_url)
     transport = Transport(settings, sweeper, provider.base_url, proxy)
     return Member(config.name, provider, transport, [key.get_secret_value() for key in config.keys],
@@ -203,7 +204,7 @@ class Pool:
         asked = self.resolve(model) if model else None
         if asked is not None and asked != model and isinstance(data, bytes):
             data = _with_model(data, asked)
-        attempts = self.attempts(asked)
+        attempts = self.attempts(asked, path)
         if len(attempts) > 1 and data is not None and not isinstance(data, bytes):
             data, whole = await _buffered(data, self.max_body_size)
             if not whole:
@@ -239,10 +240,13 @@ class Pool:
             model = aliases[model]
         return model
 
-    def serving(self, model: str | None) -> list[Member]:
-        """The upstreams that serve ``model`` (the first one when there is no model)."""
+    def serving(self, model: str | None, path: str = "chat/completions") -> list[Member]:
+        """The upstreams that serve ``model`` (with no model, the first one that offers ``path``)."""
         if model is None:
-            return self.members[:1]
+            for member in self.members:
+                if member.provider.offers(path):
+                    return [member]
+            return self.members[:1]  # (whose provider says why not)
         found = self._serving.get(model)
         if found is None:
             found = [member for member in self.members if member.serves(model)]
@@ -255,11 +259,14 @@ class Pool:
             self._serving[model] = found
         return found
 
-    def attempts(self, model: str | None) -> list[tuple[Member, Key]]:
-        """Where to send a request for ``model``, in order: the upstreams by weight, their keys in
-        turn; resting ones after the rest; keys set aside only when there is nothing else."""
+    def attempts(self, model: str | None, path: str = "chat/completions") -> list[tuple[Member, Key]]:
+        """Where to send a request for ``model`` to ``path``, in order: the upstreams by weight, their
+        keys in turn; resting ones after the rest; keys set aside only when there is nothing else."""
         now = time.monotonic()
-        members = self.serving(model)
+        members = self.serving(model, path)
+        offering = [member for member in members if member.provider.offers(path)]
+        if offering:
+            members = offering
         ready = [member for member in members if member.resting_until <= now]
         resting = sorted((member for member in members if member.resting_until > now),
                          key=lambda member: member.resting_until)
