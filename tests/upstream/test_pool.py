@@ -119,41 +119,44 @@ def test_keys_in_turn_and_a_refused_key_set_aside(fakes: Fakes, pooled: Pooled,
     assert not any(key in caplog.text for key in (KEY_A, KEY_B, KEY_C))
 
 
-@pytest.mark.parametrize(("scenario", "logged"), [
-    ("error status=429 retry_after=7", "upstream openai: key sk-…aaaa rests for 7 s (429)"),
-    ("error status=429 code=insufficient_quota", "upstream openai: key sk-…aaaa set aside (429 insufficient_quota)"),
+@pytest.mark.parametrize(("scenario", "state", "logged"), [
+    ("error status=429 retry_after=7", "resting", "upstream openai: key sk-…aaaa rests for 7 s (429)"),
+    ("error status=429 code=insufficient_quota", "set_aside",
+     "upstream openai: key sk-…aaaa set aside (429 insufficient_quota)"),
 ])
 def test_a_limited_key_rests_and_one_out_of_quota_is_set_aside(fakes: Fakes, pooled: Pooled, scenario: str,
-                                                                logged: str, caplog: pytest.LogCaptureFixture) -> None:
+                                                                state: str, logged: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Told in the log and in the admin API, keys masked."""
     fake = fakes(key_scenarios={KEY_A: scenario})
-    relay = pooled(upstream("openai", fake.url, keys=[KEY_A, KEY_B]))
+    relay = pooled(upstream("openai", fake.url, keys=[KEY_A, KEY_B]), admin_key="admin-key-for-tests")
     with caplog.at_level(logging.INFO, logger="gptrelay"):
         for _ in range(4):
             assert chat(relay.url, user("hi"), relay.auth).status == 200
     assert keys_used(fake).count(KEY_A) == 1
     assert logged in caplog.text
     assert KEY_A not in caplog.text and KEY_B not in caplog.text
+    r = httpx.get(f"{relay.url}/admin/api/upstreams", headers={"Authorization": "Bearer admin-key-for-tests"})
+    assert r.status_code == 200, r.text
+    (listed,) = r.json()["data"]
+    assert listed["name"] == "openai" and listed["failures"] == 1 and listed["state"] == "ready"
+    first, second = listed["keys"]
+    assert first["key"] == "sk-…aaaa" and first["state"] == state and first["failures"] == 1
+    if state == "resting":
+        assert 5 < first["resting_seconds"] <= 7
+    else:
+        assert first["set_aside_because"] == "429 insufficient_quota"
+    assert second == {"key": "sk-…bbbb", "state": "ready", "resting_seconds": 0, "set_aside_because": None,
+                      "failures": 0}
+    assert KEY_A not in r.text and KEY_B not in r.text
+    assert httpx.get(f"{relay.url}/admin/api/upstreams", headers=relay.auth).status_code == 401
 
 
-def test_models_aliases_and_the_first_upstream(fakes: Fakes, pooled: Pooled) -> None:
-    big, small = fakes(), fakes()
-    relay = pooled(upstream("big", big.url, models=["gpt-4o", "o3*"])
-                   + upstream("small", small.url, models=["gpt-4o-mini"])
-                   + '[aliases]\n"best" = "gpt-4"\n"gpt-4" = "gpt-4o"\n')
-    assert chat(relay.url, {"model": "o3-mini", **user("hi")}, relay.auth).status == 200
-    assert chat(relay.url, {"model": "gpt-4o-mini", **user("hi")}, relay.auth).status == 200
-    r = httpx.post(f"{relay.url}/v1/chat/completions", json={"model": "best", **user("hi")}, headers=relay.auth)
-    assert r.status_code == 200 and r.json()["model"] == "gpt-4o"
-    assert [record.body["model"] for record in big.fake.log] == ["o3-mini", "gpt-4o"]
-    assert [record.body["model"] for record in small.fake.log] == ["gpt-4o-mini"]
-    # no model: the first upstream
-    assert httpx.get(f"{relay.url}/v1/models", headers=relay.auth).status_code == 200
-    assert served(big, "/v1/models") == 1 and served(small, "/v1/models") == 0
-    # a model no upstream serves
-    r = httpx.post(f"{relay.url}/v1/chat/completions", json={"model": "llama3", **user("hi")}, headers=relay.auth)
-    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
-    reply = chat(relay.url, {"model": "llama3", **user("hi")}, relay.auth)
-    assert reply.status == 404 and "no upstream of this relay serves the model 'llama3'" in reply.errors[0]
+def test_the_admin_api_lists_the_one_upstream_of_the_environment(relay: Callable[..., RunningRelay]) -> None:
+    r = relay(admin_key="admin-key-for-tests")
+    listed = httpx.get(f"{r.url}/admin/api/upstreams", headers={"Authorization": "Bearer admin-key-for-tests"})
+    (only,) = listed.json()["data"]
+    assert only["name"] == "openai" and only["keys"][0]["key"] == "sk-…7f3a" and only["proxy"] is None
 
 
 @pytest.mark.usefixtures("in_order")
