@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import aiohttp
 import orjson
+from aiohttp_socks import ProxyConnectionError, ProxyConnector, ProxyError, ProxyTimeoutError, ProxyType
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -38,6 +39,7 @@ from gptrelay.errors import (
     redact,
 )
 from gptrelay.settings import Settings
+from gptrelay.upstream.config import masked_url
 from gptrelay.watchdog import OnWait, Sweeper, Watchdog
 from gptrelay.wire.completions import error_code, error_message
 
@@ -49,6 +51,8 @@ KEY_REFUSED = frozenset({401, 403})
 # "Too many open files", for the process or the system: wait and try again, this often.
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 DESCRIPTOR_WAIT = 0.05
+PROXY_ERRORS = (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError, ProxyConnectionError, ProxyError,
+                ProxyTimeoutError)
 
 log = logging.getLogger("gptrelay")
 
@@ -62,12 +66,17 @@ class Transport:
         self.first_byte_timeout = settings.first_byte_timeout
         self.read_timeout = settings.read_timeout
         self.keepalive_interval = settings.keepalive_interval
-        self.proxy = proxy
+        self.proxy = proxy  # as configured; told masked (``shown_proxy``)
+        self.shown_proxy = masked_url(proxy) if proxy is not None else None
+        socks = proxy is not None and proxy.startswith("socks")
+        self._socks = proxy if socks else None  # a connector of its own
+        self._proxy = None if socks else proxy  # aiohttp's own, per request (http:// and https://)
         self._session: aiohttp.ClientSession | None = None
         self._sweeper = sweeper
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        options: dict[str, Any] = {"limit": 0, "ttl_dns_cache": 300, "keepalive_timeout": 60}
+        connector = socks_connector(self._socks, options) if self._socks else aiohttp.TCPConnector(**options)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
@@ -103,7 +112,7 @@ class Transport:
         try:
             try:
                 response = await self._session.request(method, url, headers=headers, data=data,
-                                                       allow_redirects=False, proxy=self.proxy)
+                                                       allow_redirects=False, proxy=self._proxy)
             except aiohttp.ClientConnectorError as error:
                 if not _out_of_descriptors(error) or not isinstance(data, bytes | None):
                     raise  # (a streamed body cannot be sent twice)
@@ -125,7 +134,7 @@ class Transport:
             await asyncio.sleep(DESCRIPTOR_WAIT)
             try:
                 return await self._session.request(method, url, headers=headers, data=data,
-                                                   allow_redirects=False, proxy=self.proxy)
+                                                   allow_redirects=False, proxy=self._proxy)
             except aiohttp.ClientConnectorError as error:
                 if not _out_of_descriptors(error) or asyncio.get_running_loop().time() >= give_up:
                     raise
@@ -152,6 +161,8 @@ class Transport:
                 return UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s")
             return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
                                    f"(no reply within {self.first_byte_timeout:g} s)")
+        if self.shown_proxy is not None and isinstance(error, PROXY_ERRORS):
+            return self._proxy_failed(error)
         if isinstance(error, aiohttp.ClientConnectorError):
             cause = _os_error(error)
             reason = cause.strerror if cause is not None and cause.strerror else str(error)
@@ -163,6 +174,30 @@ class Transport:
         if isinstance(error, aiohttp.ClientError):
             return UpstreamError(f"the request to the upstream at {self.host} failed: {type(error).__name__}")
         return error
+
+
+    def _proxy_failed(self, error: BaseException) -> UpstreamError:
+        """The proxy could not be reached, refused the relay, or could not reach the upstream:
+        said with the proxy named (its password masked)."""
+        if isinstance(error, aiohttp.ClientProxyConnectionError):
+            cause = _os_error(error)
+            reason = cause.strerror if cause is not None and cause.strerror else type(error).__name__
+            because = f"cannot connect to the proxy: {reason}"
+        elif isinstance(error, aiohttp.ClientHttpProxyError):
+            because = f"the proxy answered {error.status} {error.message}".rstrip()
+        else:
+            because = redact(str(error)) or type(error).__name__
+        message = f"the upstream at {self.host} cannot be reached through the proxy {self.shown_proxy}: {because}"
+        return UpstreamTimeout(message) if isinstance(error, ProxyTimeoutError) else UpstreamError(message)
+
+
+def socks_connector(url: str, options: dict[str, Any]) -> aiohttp.TCPConnector:
+    """A connector through the SOCKS proxy at ``url``: ``socks5h://`` leaves names to the proxy to
+    resolve, ``socks5://`` and ``socks4://`` resolve them here."""
+    parts = URL(url)
+    kind = ProxyType.SOCKS4 if parts.scheme == "socks4" else ProxyType.SOCKS5
+    return ProxyConnector(proxy_type=kind, host=parts.host or "", port=parts.port or 1080, username=parts.user,
+                          password=parts.password, rdns=parts.scheme == "socks5h", **options)
 
 
 def _os_error(error: aiohttp.ClientConnectorError) -> OSError | None:
