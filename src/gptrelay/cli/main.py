@@ -11,6 +11,7 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from gptrelay import __version__
+from gptrelay.cli.check import check
 from gptrelay.cli.keys import keys
 from gptrelay.cli.usage import usage
 from gptrelay.settings import Settings, unknown_in_env_file
@@ -114,6 +115,7 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
 
 
 main.add_command(keys)
+main.add_command(check)
 main.add_command(usage)
 
 if __name__ == "__main__":  # pragma: no cover

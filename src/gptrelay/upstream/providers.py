@@ -42,6 +42,10 @@ class OpenAI:
     def offers(self, path: str) -> bool:
         return True
 
+    def models_url(self) -> URL:
+        """Where the upstream lists its models (``gptrelay check``)."""
+        return self._url("models")
+
     def url(self, path: str, query: str = "", model: str | None = None) -> URL:
         """The upstream URL of the API path ``path`` (after ``/v1/``), with ``query`` as sent."""
         if not query:
@@ -73,6 +77,10 @@ class Azure:
 
     def offers(self, path: str) -> bool:
         return path.strip("/") in AZURE_PATHS
+
+    def models_url(self) -> URL:
+        """Where the resource lists the models it can deploy (``gptrelay check``)."""
+        return URL(f"{self.base_url}/openai/models", encoded=True).with_query({"api-version": self.api_version})
 
     def url(self, path: str, query: str = "", model: str | None = None) -> URL:
         """``{base_url}/openai/deployments/{deployment}/chat/completions?api-version=…`` (the
