@@ -30,7 +30,6 @@ the direct path, as cheap as the relay was with one upstream.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import logging
 import random
@@ -41,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from gptrelay.errors import NotFound, UpstreamError
+from gptrelay.errors import NotFound, RelayError, UpstreamError
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import PoolConfig, UpstreamConfig, masked_url
 from gptrelay.upstream.providers import Azure, OpenAI
@@ -223,12 +222,7 @@ class Pool:
             status = response.status
             if (status < 429 and status not in KEY_REFUSED) or 429 < status < 500:
                 return response
-            code = None
-            if n < last:
-                async with response:
-                    body = await response.read()
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    code = error_code(orjson.loads(body))
+            code = await _error_code(response) if n < last else None
             self._failed(member, key, status, response.headers.get("Retry-After"), code)
             if n == last:
                 return response
@@ -305,6 +299,20 @@ class Pool:
             log.warning("upstream %s rests for %g s: it answered %d", member.name, UPSTREAM_REST, status)
         else:
             log.warning("upstream %s: key %s was refused (%d)", member.name, key.masked, status)
+
+
+async def _error_code(response: UpstreamResponse) -> str | None:
+    """The code of an error reply left for another upstream (``insufficient_quota``?); its body read
+    and the connection given back."""
+    try:
+        async with response:
+            body = await response.read()
+    except RelayError:
+        return None
+    try:
+        return error_code(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _by_weight(members: list[Member]) -> list[Member]:
