@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     client_write_timeout: float = Field(120.0, gt=0, le=3600, validation_alias="CLIENT_WRITE_TIMEOUT")
     max_body_size: int = Field(20 * MiB, gt=0, validation_alias="MAX_BODY_SIZE")
     max_upload_size: int = Field(512 * MiB, gt=0, validation_alias="MAX_UPLOAD_SIZE")
+    # /chat: how many times a reply cut by length is asked for again and streamed on as one (0: never).
+    chat_max_continuations: int = Field(0, ge=0, le=20, validation_alias="CHAT_MAX_CONTINUATIONS")
 
     workers: int = Field(1, ge=1, le=64, validation_alias="WORKERS")
     access_log: bool = Field(False, validation_alias="ACCESS_LOG")
