@@ -150,3 +150,15 @@ def test_serve_refuses_a_bad_file_in_one_line_per_mistake(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr == (f"gptrelay: cannot read the upstreams' configuration {tmp_path / 'missing.toml'}: "
                              "No such file or directory\n")
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_the_readme_example_is_valid(readme: str) -> None:
+    from tests.readme import examples
+
+    environ = {"OPENAI_KEY_1": "sk-one-0123456789abcd", "OPENAI_KEY_2": "sk-two-0123456789wxyz",
+               "AZURE_OPENAI_KEY": "0123456789abcdef0123456789abcdef"}
+    config = parse(examples(readme)["gptrelay-toml"], environ=environ)
+    assert [upstream.name for upstream in config.upstreams] == ["openai", "azure-east", "ollama"]
+    assert config.upstreams[0].proxy is not None and len(config.upstreams[0].keys) == 2
+    assert config.resolve("gpt-4") == "gpt-4o"
