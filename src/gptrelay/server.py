@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -13,7 +14,7 @@ import sys
 from aiohttp import web
 
 from gptrelay import __version__
-from gptrelay.app import create_app
+from gptrelay.app import create_app, reread
 from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
@@ -94,6 +95,14 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    rereading: set[asyncio.Task[None]] = set()
+
+    def reread_upstreams() -> None:
+        task = loop.create_task(reread(runner.app))
+        rereading.add(task)
+        task.add_done_callback(rereading.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
     try:
         await stop.wait()
     finally:
@@ -147,6 +156,13 @@ def run(settings: Settings) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
+
+    def reread_upstreams(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, reread_upstreams)
     for worker in workers:
         worker.join()
     if not stopping:
@@ -155,6 +171,7 @@ def run(settings: Settings) -> None:
 
 def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve(settings, reuse_port=True, announce=False))

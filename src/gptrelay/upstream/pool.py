@@ -30,6 +30,7 @@ the direct path, as cheap as the relay was with one upstream.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import random
@@ -140,28 +141,58 @@ class Pool:
 
     def __init__(self, settings: Settings, sweeper: Sweeper, config: PoolConfig | None = None,
                  base_url: str | None = None) -> None:
-        if config is None:
-            self.members = [_env_member(settings, sweeper, base_url)]
-            self.aliases: dict[str, str] = {}
-        else:
-            self.members = [_member(settings, sweeper, upstream) for upstream in config.upstreams]
-            self.aliases = dict(config.aliases)
+        self._settings = settings
+        self._sweeper = sweeper
         self.max_body_size = settings.max_body_size
+        self._retiring: dict[Transport, asyncio.Task[None]] = {}  # replaced, closed once idle
+        self._use(*self._members(config, base_url))
+
+    def _members(self, config: PoolConfig | None, base_url: str | None = None) -> tuple[list[Member], dict[str, str]]:
+        if config is None:
+            return [_env_member(self._settings, self._sweeper, base_url)], {}
+        return [_member(self._settings, self._sweeper, upstream) for upstream in config.upstreams], \
+            dict(config.aliases)
+
+    def _use(self, members: list[Member], aliases: dict[str, str]) -> None:
+        self.members = members
+        self.aliases = aliases
         self._serving: dict[str, list[Member]] = {}
-        first = self.members[0]
-        if len(self.members) == 1 and len(first.keys) == 1 and not self.aliases:
+        first = members[0]
+        if len(members) == 1 and len(first.keys) == 1 and not aliases:
             self._provider = first.provider
             self._credentials = first.keys[0].credentials
             self._transport = first.transport
             self.request = self._direct  # type: ignore[method-assign]  # (the same signature)
+        else:
+            self.__dict__.pop("request", None)
 
     async def start(self) -> None:
         for member in self.members:
             await member.transport.start()
 
     async def close(self) -> None:
+        for transport, task in list(self._retiring.items()):
+            task.cancel()
+            await transport.close()
         for member in self.members:
             await member.transport.close()
+
+    async def reload(self, config: PoolConfig | None) -> None:
+        """Serve ``config`` from now on (keys set aside are tried again). The upstreams it replaces
+        are closed once the replies they are streaming have ended: nothing in progress is cut."""
+        members, aliases = self._members(config)
+        for member in members:
+            await member.transport.start()
+        old = self.members
+        self._use(members, aliases)
+        for member in old:
+            self._retiring[member.transport] = asyncio.get_running_loop().create_task(self._retire(member.transport))
+
+    async def _retire(self, transport: Transport) -> None:
+        try:
+            await transport.retire()
+        finally:
+            self._retiring.pop(transport, None)
 
     def state(self) -> list[dict[str, Any]]:
         """Each upstream, its keys (masked) and how they fare, for the admin API."""

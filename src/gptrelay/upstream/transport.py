@@ -93,6 +93,14 @@ class Transport:
             await self._session.close()
             self._session = None
 
+    async def retire(self, poll: float = 1.0) -> None:
+        """Close once no reply is being read through this pool any more (the configuration was
+        read again: what streams now must not be cut). Closing at once would abort them."""
+        session = self._session
+        while session is not None and getattr(session.connector, "_acquired", None):
+            await asyncio.sleep(poll)
+        await self.close()
+
     async def request(
         self,
         method: str,
