@@ -353,9 +353,14 @@ def _by_weight(members: list[Member]) -> list[Member]:
     left = list(members)
     order = []
     while len(left) > 1:
-        chosen = random.choices(left, weights=[member.weight for member in left])[0]
-        order.append(chosen)
-        left.remove(chosen)
+        point = random.random() * sum(member.weight for member in left)
+        chosen = len(left) - 1  # (where rounding leaves the point)
+        for index, member in enumerate(left):
+            point -= member.weight
+            if point < 0:
+                chosen = index
+                break
+        order.append(left.pop(chosen))
     return [*order, *left]
 
 
