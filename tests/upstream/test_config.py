@@ -104,6 +104,12 @@ def test_no_upstream_and_bad_toml() -> None:
     assert line.startswith("gptrelay.toml: not valid TOML: ")
 
 
+def test_an_empty_model_list_is_a_mistake() -> None:
+    assert problems('[[upstreams]]\nname = "a"\nbase_url = "http://h1"\nmodels = []\n') == [
+        "gptrelay.toml: upstreams[0] (a).models: is empty, so the upstream would serve no model: leave it out "
+        "to serve any"]
+
+
 def test_keys_never_appear_in_the_lines() -> None:
     text = '[[upstreams]]\nname = "a"\nbase_url = "nope"\nkeys = ["sk-secret-0123456789abcd", 5]\nweight = -1\n'
     lines = problems(text)

@@ -133,6 +133,8 @@ class UpstreamConfig(BaseModel):
     @field_validator("models")
     @classmethod
     def _models(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("is empty, so the upstream would serve no model: leave it out to serve any")
         if value is not None and any(not pattern.strip() for pattern in value):
             raise ValueError("a model pattern is empty")
         return value
