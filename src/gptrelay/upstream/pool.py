@@ -156,6 +156,7 @@ class Pool:
     def _use(self, members: list[Member], aliases: dict[str, str]) -> None:
         self.members = members
         self.aliases = aliases
+        self._partial = any(isinstance(member.provider, Azure) for member in members)
         self._serving: dict[str, list[Member]] = {}
         first = members[0]
         if len(members) == 1 and len(first.keys) == 1 and not aliases:
@@ -289,16 +290,18 @@ class Pool:
         keys in turn; resting ones after the rest; keys set aside only when there is nothing else."""
         now = time.monotonic()
         members = self.serving(model, path)
-        offering = [member for member in members if member.provider.offers(path)]
-        if offering:
-            members = offering
+        if self._partial:  # an upstream that offers only some paths (Azure)
+            members = [member for member in members if member.provider.offers(path)] or members
         ready = [member for member in members if member.resting_until <= now]
-        resting = sorted((member for member in members if member.resting_until > now),
-                         key=lambda member: member.resting_until)
+        if len(ready) < len(members):
+            ready = [*_by_weight(ready), *sorted((member for member in members if member.resting_until > now),
+                                                 key=lambda member: member.resting_until)]
+        else:
+            ready = _by_weight(ready)
         first: list[tuple[Member, Key]] = []
         later: list[tuple[float, Member, Key]] = []
         aside: list[tuple[Member, Key]] = []
-        for member in [*_by_weight(ready), *resting]:
+        for member in ready:
             for key in member.in_turn():
                 if key.set_aside is not None:
                     aside.append((member, key))
@@ -306,6 +309,8 @@ class Pool:
                     later.append((key.resting_until, member, key))
                 else:
                     first.append((member, key))
+        if not later:
+            return first or aside
         later.sort(key=lambda item: item[0])
         return [*first, *((member, key) for _, member, key in later)] or aside
 
