@@ -33,7 +33,8 @@ def test_wire_imports_nothing_of_gptrelay_but_errors_and_itself() -> None:
 
 
 def test_only_the_transport_knows_the_http_client() -> None:
-    client_names = ("aiohttp.ClientSession", "aiohttp.ClientResponse", "aiohttp.TCPConnector", "aiohttp.client")
+    client_names = ("aiohttp.ClientSession", "aiohttp.ClientResponse", "aiohttp.TCPConnector", "aiohttp.client",
+                    "aiohttp_socks")
     for path in modules():
         if path.parent.name == "fake" or path == PACKAGE / "upstream" / "transport.py":
             continue

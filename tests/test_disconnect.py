@@ -116,9 +116,9 @@ def test_a_vanished_client_is_not_blamed_on_the_upstream() -> None:
     from aiohttp.client_exceptions import ClientConnectionResetError
 
     from gptrelay.settings import Settings
-    from gptrelay.upstream.transport import Upstream
+    from gptrelay.upstream.transport import Transport
 
     settings = Settings(_env_file=None, openai_api_key="sk-test")  # type: ignore[call-arg]
-    upstream = Upstream(settings, sweeper=None)  # type: ignore[arg-type]  # (not started: no timer needed)
+    transport = Transport(settings, None, "http://127.0.0.1:9/v1")  # type: ignore[arg-type]  # (no timer needed)
     error = ClientConnectionResetError("Cannot write to closing transport")
-    assert upstream._translate(error, None, started=True) is error  # type: ignore[arg-type]
+    assert transport._translate(error, None, started=True) is error  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ door: the route answers it when it reads the body.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -31,13 +33,16 @@ from gptrelay.routes import pages
 from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
 from gptrelay.routes.gateway import gateway
-from gptrelay.settings import Settings, is_loopback
+from gptrelay.settings import CONFIG_FILE, Settings, is_loopback
 from gptrelay.state import ACCESS_KEYS, ACCOUNTING, ADMISSION, BODY_LIMITS, KEY_STORE, PAGE, SETTINGS, SWEEPER, UPSTREAM
-from gptrelay.upstream.transport import Upstream
+from gptrelay.upstream.config import ConfigError, load
+from gptrelay.upstream.pool import Pool
 from gptrelay.usage.accounting import Accounting
 from gptrelay.usage.quotas import QuotaBook
 from gptrelay.usage.writer import UsageWriter
 from gptrelay.watchdog import Sweeper
+
+log = logging.getLogger("gptrelay")
 
 
 async def _not_found(request: web.Request) -> web.StreamResponse:
@@ -104,7 +109,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         site = web.TCPSite(demo_runner, "127.0.0.1", 0)
         await site.start()
         base_url = f"http://127.0.0.1:{demo_runner.addresses[0][1]}/v1"
-    upstream = Upstream(settings, sweeper, base_url)
+    config = load(settings.config_file) if settings.config_file is not None and not settings.demo else None
+    upstream = Pool(settings, sweeper, config, base_url)
     await upstream.start()
     app[UPSTREAM] = upstream
     admission = app[ADMISSION]
@@ -115,6 +121,26 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     sweeper.close()
     if demo_runner is not None:
         await demo_runner.cleanup()
+
+
+async def reread(app: web.Application) -> None:
+    """``SIGHUP``: read the upstreams' file again and serve it, without cutting a reply in progress.
+    A file with mistakes is not used: they are logged, one a line, and the upstreams stay as they were."""
+    settings = app[SETTINGS]
+    path = settings.config_file or (os.path.abspath(CONFIG_FILE) if os.path.isfile(CONFIG_FILE) else None)
+    if settings.demo or path is None:
+        log.warning("SIGHUP: there is no %s to read again; the upstream stays as it was", CONFIG_FILE)
+        return
+    try:
+        config = load(path)
+    except ConfigError as error:
+        log.warning("SIGHUP: %s is not used, the upstreams stay as they were:", path)
+        for line in error.lines:
+            log.warning("  %s", line)
+        return
+    await app[UPSTREAM].reload(config)
+    log.warning("SIGHUP: upstreams read again from %s: %s", path,
+                ", ".join(upstream.name for upstream in config.upstreams))
 
 
 ROUTES = (

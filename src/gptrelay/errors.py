@@ -12,10 +12,12 @@
     ├── Forbidden               403  invalid_request_error / model_not_allowed, origin_not_allowed
     ├── RateLimited             429  rate_limit_exceeded, with Retry-After (a key's rpm or tpm)
     ├── QuotaExceeded           429  insufficient_quota, with Retry-After (a key's daily or monthly tokens)
-    ├── NotFound                404  invalid_request_error / not_found (an access key no one made)
+    ├── NotFound                404  invalid_request_error / not_found (an access key no one made, a path
+    │                                Azure does not offer), model_not_found (a model no upstream serves)
     ├── Conflict                409  invalid_request_error / conflict (an access key's name already taken)
     ├── StorageError            503  storage_error (the database is missing a driver, unreachable or failing)
     ├── RefusedStart            a configuration the relay will not serve with (told in one line at start)
+    │   └── ConfigError         the upstreams' file: one line per mistake (gptrelay.upstream.config)
     ├── LimiterUnavailable      503  server_error / limiter_unavailable (REDIS_FAILURE_POLICY=closed, Redis down)
     ├── UpstreamStatus          the upstream's own status, message and body
     │   └── UpstreamKeyRefused  the upstream's 401/403, in the relay's words (never the upstream's)
@@ -30,7 +32,8 @@ A client error found while the relay sends a request body upstream (the body
 stopped coming, or grew past the limit) is the client's: ``gptrelay.upstream.transport``
 raises it as it is, not as an upstream failure.
 
-``gptrelay.upstream.transport`` translates the HTTP client's exceptions into this tree;
+``gptrelay.upstream.transport`` translates the HTTP client's exceptions (and its SOCKS
+connector's, a failing proxy named with its password masked) into this tree;
 routes raise these and never see the client's types.
 """
 

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -13,11 +14,12 @@ import sys
 from aiohttp import web
 
 from gptrelay import __version__
-from gptrelay.app import create_app
+from gptrelay.app import create_app, reread
 from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
 from gptrelay.settings import Settings, mask
+from gptrelay.upstream.config import load
 
 log = logging.getLogger("gptrelay")
 
@@ -32,6 +34,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def banner(settings: Settings, port: int) -> str:
     upstream = ("the built-in demo upstream (replies are simulated)" if settings.demo
+                else upstreams_in(settings.config_file) if settings.config_file is not None
                 else f"{settings.openai_base_url} with key {mask(settings.openai_api_key)}")
     access = (f"access key {mask(settings.authorization_key)}" if settings.access_keys
               else "no AUTHORIZATION_KEY: keys made with `gptrelay keys` are required once there are any; "
@@ -43,6 +46,14 @@ def banner(settings: Settings, port: int) -> str:
     return (f"gptrelay {__version__} listening on http://{settings.host}:{port}{workers}\n"
             f"  upstream: {upstream}\n  access:   {access}\n"
             f"  database: {masked(settings.database_url)}\n  limits:   {limits}")
+
+
+def upstreams_in(path: str) -> str:
+    """The upstreams of the file at ``path`` in a few words (keys counted, never shown)."""
+    config = load(path)
+    named = ", ".join(f"{upstream.name} ({upstream.kind}, {len(upstream.keys)} key{'s' * (len(upstream.keys) != 1)})"
+                      for upstream in config.upstreams)
+    return f"{named} from {path}"
 
 
 async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.AppRunner, int]:
@@ -59,7 +70,8 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
         await runner.setup()
     except (RefusedStart, StorageError) as error:  # a configuration to fix: one line, status 2
         await runner.cleanup()
-        print(f"gptrelay: {error.message}", file=sys.stderr, flush=True)
+        for line in error.message.splitlines():
+            print(f"gptrelay: {line}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port, backlog=4096)
     try:
@@ -83,6 +95,14 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    rereading: set[asyncio.Task[None]] = set()
+
+    def reread_upstreams() -> None:
+        task = loop.create_task(reread(runner.app))
+        rereading.add(task)
+        task.add_done_callback(rereading.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
     try:
         await stop.wait()
     finally:
@@ -136,6 +156,13 @@ def run(settings: Settings) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
+
+    def reread_upstreams(signum: int, frame: object) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, reread_upstreams)
     for worker in workers:
         worker.join()
     if not stopping:
@@ -144,6 +171,7 @@ def run(settings: Settings) -> None:
 
 def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve(settings, reuse_port=True, announce=False))

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from dotenv.parser import parse_stream
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
 # Read from the environment by upstream.proxy_for (urllib), not by Settings; lower case too.
 PROXY_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CONFIG_FILE = "gptrelay.toml"  # the upstreams' file, when GPTRELAY_CONFIG names none
 
 
 def mask(secret: str | SecretStr | None) -> str:
@@ -92,6 +94,8 @@ class Settings(BaseSettings):
     client_write_timeout: float = Field(120.0, gt=0, le=3600, validation_alias="CLIENT_WRITE_TIMEOUT")
     max_body_size: int = Field(20 * MiB, gt=0, validation_alias="MAX_BODY_SIZE")
     max_upload_size: int = Field(512 * MiB, gt=0, validation_alias="MAX_UPLOAD_SIZE")
+    # /chat: how many times a reply cut by length is asked for again and streamed on as one (0: never).
+    chat_max_continuations: int = Field(0, ge=0, le=20, validation_alias="CHAT_MAX_CONTINUATIONS")
 
     workers: int = Field(1, ge=1, le=64, validation_alias="WORKERS")
     access_log: bool = Field(False, validation_alias="ACCESS_LOG")
@@ -103,6 +107,8 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///gptrelay.db", min_length=1, validation_alias="DATABASE_URL")
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     admin_key: SecretStr | None = Field(None, validation_alias="ADMIN_KEY")
+    # The upstreams' file (gptrelay.upstream.config); gptrelay.toml in the working directory if there is one.
+    config_file: str | None = Field(None, validation_alias="GPTRELAY_CONFIG")
 
     @field_validator("openai_base_url")
     @classmethod
@@ -131,10 +137,16 @@ class Settings(BaseSettings):
         return tuple(value)
 
     @field_validator("openai_api_key", "authorization_key", "openai_organization", "openai_project",
-                     "redis_url", "admin_key", mode="before")
+                     "redis_url", "admin_key", "config_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _config_file(self) -> Settings:
+        if self.config_file is None and os.path.isfile(CONFIG_FILE):
+            self.config_file = os.path.abspath(CONFIG_FILE)
+        return self
 
     @property
     def redis_fail_open(self) -> bool:
@@ -147,7 +159,14 @@ class Settings(BaseSettings):
     def problems(self) -> list[str]:
         """What stops this configuration from starting, one line each."""
         found = []
-        if self.openai_api_key is None and not self.demo:
+        if self.config_file is not None and not self.demo:
+            from gptrelay.upstream.config import ConfigError, load
+
+            try:
+                load(self.config_file)
+            except ConfigError as error:
+                found += error.lines
+        elif self.openai_api_key is None and not self.demo:
             found.append("OPENAI_API_KEY is not set: put your upstream key in .env "
                          "(or try `gptrelay serve --demo` without one)")
         # (A public bind without AUTHORIZATION_KEY is refused at start unless the database holds keys.)

@@ -10,13 +10,13 @@ from gptrelay.auth.keys import KeyStore
 from gptrelay.http.bodies import BodyLimits
 from gptrelay.limits.admission import Admission
 from gptrelay.settings import Settings
-from gptrelay.upstream.transport import Upstream
+from gptrelay.upstream.pool import Pool
 from gptrelay.usage.accounting import Accounting
 from gptrelay.usage.meter import Meter
 from gptrelay.watchdog import Sweeper
 
 SETTINGS = web.AppKey("settings", Settings)
-UPSTREAM = web.AppKey("upstream", Upstream)
+UPSTREAM = web.AppKey("upstream", Pool)
 PAGE = web.AppKey("page", str)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)

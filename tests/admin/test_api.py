@@ -227,7 +227,7 @@ def test_openapi_document(admin: httpx.Client) -> None:
     document = response.json()
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) == {"/admin/api/keys", "/admin/api/keys/{name}", "/admin/api/usage",
-                                      "/admin/api/openapi.json"}
+                                      "/admin/api/upstreams", "/admin/api/openapi.json"}
     usage = document["paths"]["/admin/api/usage"]["get"]
     assert [p["name"] for p in usage["parameters"]] == ["by", "key", "since", "until"]
     operations = [op for path in document["paths"].values() for m, op in path.items() if m != "parameters"]

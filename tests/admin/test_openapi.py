@@ -49,4 +49,4 @@ def test_the_admin_api_keeps_its_document(admin: httpx.Client, admin_relay: Runn
 
         check()
         checked.append(operation.label)
-    assert len(checked) == 6, checked
+    assert len(checked) == 7, checked

@@ -1,4 +1,4 @@
-"""The admin API: access keys over HTTP, for ``ADMIN_KEY`` only.
+"""The admin API: access keys, usage and the upstreams' state over HTTP, for ``ADMIN_KEY`` only.
 
 Every handler first asks ``admin_store``: without ``ADMIN_KEY`` the path
 answers 404 as if it did not exist; a request without ``Authorization: Bearer
@@ -25,7 +25,7 @@ from gptrelay.auth.keys import LIMITS, MAX_TTL, NAME, KeyFields, KeyStore, parse
 from gptrelay.door import Route
 from gptrelay.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from gptrelay.http.bodies import decode, read_raw
-from gptrelay.state import ACCESS_KEYS, BODY_LIMITS, KEY_STORE, SETTINGS
+from gptrelay.state import ACCESS_KEYS, BODY_LIMITS, KEY_STORE, SETTINGS, UPSTREAM
 from gptrelay.usage.queries import BY, parse_date, usage_rows
 
 MAX_BODY = 64 * 1024
@@ -178,11 +178,19 @@ async def usage(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"data": rows}), content_type="application/json")
 
 
+async def upstreams(request: web.Request) -> web.Response:
+    """``GET /admin/api/upstreams``: each upstream, its keys (masked), which rest or are set aside,
+    and how often each failed."""
+    admin_store(request)
+    return json_response({"data": request.app[UPSTREAM].state()})
+
+
 def admin_routes() -> tuple[Route, ...]:
     """The admin API's routes, for the app's table. Public at the door: the handlers check ADMIN_KEY."""
     return (
         Route("/admin/api/keys", ("GET", "POST"), keys, public=True),
         Route("/admin/api/keys/{name}", ("GET", "PATCH", "DELETE"), key, public=True),
         Route("/admin/api/usage", ("GET",), usage, public=True),
+        Route("/admin/api/upstreams", ("GET",), upstreams, public=True),
         Route("/admin/api/openapi.json", ("GET",), openapi, public=True),
     )

@@ -125,6 +125,39 @@ USAGE_ROW: Schema = {
     ],
 }
 
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_REST: Schema = {"type": "number", "minimum": 0, "description": "seconds until it is tried first again"}
+
+UPSTREAM_KEY: Schema = {
+    "type": "object",
+    "required": ["key", "state", "resting_seconds", "set_aside_because", "failures"],
+    "properties": {
+        "key": {"type": "string", "description": "masked (sk-…wxyz), or (no key)"},
+        "state": {"type": "string", "enum": ["ready", "resting", "set_aside"]},
+        "resting_seconds": _REST,
+        "set_aside_because": {"type": ["string", "null"], "description": "the status (and code) that set it aside"},
+        "failures": _COUNT,
+    },
+}
+
+UPSTREAM: Schema = {
+    "type": "object",
+    "required": ["name", "kind", "base_url", "models", "weight", "proxy", "state", "resting_seconds", "failures",
+                 "keys"],
+    "properties": {
+        "name": {"type": "string"},
+        "kind": {"type": "string", "enum": ["openai", "azure"]},
+        "base_url": {"type": "string"},
+        "models": {"type": ["array", "null"], "items": {"type": "string"}, "description": "null: any model"},
+        "weight": {"type": "number"},
+        "proxy": {"type": ["string", "null"], "description": "its password masked"},
+        "state": {"type": "string", "enum": ["ready", "resting"]},
+        "resting_seconds": _REST,
+        "failures": _COUNT,
+        "keys": {"type": "array", "items": UPSTREAM_KEY},
+    },
+}
+
 _ERROR_TEXT = {
     400: "the body is not a JSON object, or the request is malformed",
     401: "a missing or wrong admin key",
@@ -165,7 +198,8 @@ DOCUMENT: Schema = {
     "info": {
         "title": "gptrelay admin API",
         "version": __version__,
-        "description": "Access keys and usage records. Every request carries `Authorization: Bearer <ADMIN_KEY>`; "
+        "description": "Access keys, usage records and the upstreams' state. Every request carries "
+                       "`Authorization: Bearer <ADMIN_KEY>`; "
                        "without ADMIN_KEY the whole API answers 404.",
     },
     "security": [{"admin": []}],
@@ -215,6 +249,15 @@ DOCUMENT: Schema = {
                                                     "the rows")}, 422),
             },
         },
+        "/admin/api/upstreams": {
+            "get": {
+                "operationId": "upstreams",
+                "summary": "each upstream and its keys (masked): resting, set aside, failures since the start",
+                "responses": _answers({"200": _json({"type": "object", "required": ["data"],
+                                                     "properties": {"data": {"type": "array", "items": UPSTREAM}}},
+                                                    "the upstreams, in the configuration's order")}),
+            },
+        },
         "/admin/api/openapi.json": {
             "get": {
                 "operationId": "openapi", "summary": "this document",
@@ -224,7 +267,8 @@ DOCUMENT: Schema = {
     },
     "components": {
         "securitySchemes": {"admin": {"type": "http", "scheme": "bearer", "description": "ADMIN_KEY"}},
-        "schemas": {"Error": ERROR, "Key": KEY, "NewKey": NEW_KEY, "UsageRow": USAGE_ROW},
+        "schemas": {"Error": ERROR, "Key": KEY, "NewKey": NEW_KEY, "UsageRow": USAGE_ROW,
+                    "Upstream": UPSTREAM},
         "responses": {f"E{s}": _json({"$ref": "#/components/schemas/Error"}, text) for s, text in _ERROR_TEXT.items()},
     },
 }

@@ -11,11 +11,12 @@ from click.core import ParameterSource
 from pydantic import ValidationError
 
 from gptrelay import __version__
+from gptrelay.cli.check import check
 from gptrelay.cli.keys import keys
 from gptrelay.cli.usage import usage
 from gptrelay.settings import Settings, unknown_in_env_file
 
-FLAGS = {"host": "--host", "port": "--port", "workers": "--workers"}
+FLAGS = {"host": "--host", "port": "--port", "workers": "--workers", "config_file": "--config"}
 
 
 def describe(error: ValidationError) -> list[str]:
@@ -91,8 +92,10 @@ def main() -> None:
               help="Serve on a non-loopback address without an access key.")
 @click.option("--demo", is_flag=True, help="Use a built-in fake upstream: simulated replies, no key needed.")
 @click.option("--env-file", default=".env", show_default=True, help="The .env file to read.")
+@click.option("--config", "config_file", metavar="PATH",
+              help="The upstreams' file (default gptrelay.toml if there is one, env GPTRELAY_CONFIG).")
 def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth: bool, demo: bool,
-          env_file: str) -> None:
+          env_file: str, config_file: str | None) -> None:
     """Start the relay in the foreground.
 
     \b
@@ -100,10 +103,11 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
       gptrelay serve                      # 127.0.0.1:3666, settings from .env
       gptrelay serve --host 0.0.0.0 --port 8080
       gptrelay serve --demo               # try it without an OpenAI key
+      gptrelay serve --config /etc/gptrelay.toml   # several upstreams
     """
     named = click.get_current_context().get_parameter_source("env_file") is not ParameterSource.DEFAULT
     settings = load_settings(env_file, named, host=host, port=port, workers=workers,
-                             allow_no_auth=allow_no_auth, demo=demo)
+                             allow_no_auth=allow_no_auth, demo=demo, config_file=config_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from gptrelay.server import run
 
@@ -111,6 +115,7 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
 
 
 main.add_command(keys)
+main.add_command(check)
 main.add_command(usage)
 
 if __name__ == "__main__":  # pragma: no cover

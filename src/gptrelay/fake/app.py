@@ -50,13 +50,30 @@ class FakeUpstream:
     """A fake OpenAI API. ``pace_ms`` paces streamed pieces unless a scenario says otherwise.
 
     With ``api_key`` set, requests must carry ``Authorization: Bearer <api_key>``.
+
+    Faults, for tests of several upstreams: ``scenario`` is played for every request,
+    whatever it asks for (``"error status=503"``, ``"slow-headers seconds=5"``, ``"cut"``);
+    ``key_scenarios`` plays one for the requests that carry a given key. ``error`` applies
+    to every path, the others to chat completions. ``POST /_fake/scenario`` with
+    ``{"scenario": …, "keys": {key: scenario}}`` changes them while it runs.
     """
 
-    def __init__(self, *, pace_ms: float = 0.0, api_key: str | None = None, log: bool = True) -> None:
+    def __init__(self, *, pace_ms: float = 0.0, api_key: str | None = None, log: bool = True,
+                 scenario: str | None = None, key_scenarios: dict[str, str] | None = None) -> None:
         self.pace_ms = pace_ms
         self.api_key = api_key
         self.keep_log = log
         self.log: list[Record] = []
+        self.scenario = scenario
+        self.key_scenarios = dict(key_scenarios or {})
+
+    def forced(self, request: web.Request) -> str | None:
+        """The scenario this fake plays for ``request`` whatever it asks for, if any."""
+        if self.key_scenarios:
+            key = presented_key(request)
+            if key in self.key_scenarios:
+                return self.key_scenarios[key]
+        return self.scenario
 
     # -- the log ---------------------------------------------------------------
 
@@ -75,6 +92,7 @@ class FakeUpstream:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1024**3, middlewares=[self._auth])
         app.router.add_post("/v1/chat/completions", self.chat_completions)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.azure_chat_completions)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/v1/models/{model}", self.model)
         app.router.add_post("/v1/embeddings", self.embeddings)
@@ -86,12 +104,15 @@ class FakeUpstream:
         app.router.add_route("*", "/v1/echo/{tail:.*}", self.echo)
         app.router.add_get("/_fake/log", self.show_log)
         app.router.add_post("/_fake/reset", self.reset)
+        app.router.add_post("/_fake/scenario", self.set_scenario)
         return app
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.api_key and not request.path.startswith("/_fake"):
-            presented = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if request.path.startswith("/_fake"):
+            return await handler(request)  # type: ignore[no-any-return]
+        if self.api_key:
+            presented = presented_key(request)
             if presented != self.api_key:
                 self._record(request)
                 # OpenAI's own wording, with the wrong key masked its way.
@@ -99,12 +120,16 @@ class FakeUpstream:
                 message = (f"Incorrect API key provided: {shown}. You can find your API key at "
                            "https://platform.openai.com/account/api-keys.")
                 return web.json_response(chunks.error_body(401, message), status=401)
+        forced = self.forced(request)
+        if forced is not None and Scenario.parse(forced).name == "error":
+            self._record(request)
+            return scenario_error(Scenario.parse(forced))
         scenario = request.headers.get("x-fake-scenario")
         if scenario and request.path in ("/v1/models", "/v1/embeddings"):
             parsed = Scenario.parse(scenario)
             if parsed.name == "error":
                 self._record(request)
-                return error_response(parsed.integer("status", 500))
+                return scenario_error(parsed)
         result: web.StreamResponse = await handler(request)
         return result
 
@@ -113,6 +138,12 @@ class FakeUpstream:
 
     async def reset(self, request: web.Request) -> web.Response:
         self.log.clear()
+        return web.json_response({"ok": True})
+
+    async def set_scenario(self, request: web.Request) -> web.Response:
+        body = await request.json(loads=orjson.loads)
+        self.scenario = body.get("scenario")
+        self.key_scenarios = dict(body.get("keys") or {})
         return web.json_response({"ok": True})
 
     # -- chat completions --------------------------------------------------------
@@ -124,7 +155,7 @@ class FakeUpstream:
         except orjson.JSONDecodeError:
             return error_response(400, "We could not parse the JSON body of your request.")
         record = self._record(request, body, len(raw))
-        scenario, index = find_scenario(body, request.headers.get("x-fake-scenario"))
+        scenario, index = find_scenario(body, self.forced(request) or request.headers.get("x-fake-scenario"))
         model = str(body.get("model") or "gpt-4o-mini")
         name = scenario.name
 
@@ -135,7 +166,7 @@ class FakeUpstream:
                 record.disconnected = time.monotonic()
                 raise
         if name == "error":
-            return error_response(scenario.integer("status", 500), scenario.params.get("text"))
+            return scenario_error(scenario)
         if model == "no-such-model":
             return error_response(404)
 
@@ -158,6 +189,13 @@ class FakeUpstream:
             record.disconnected = time.monotonic()
             raise
         return response
+
+    async def azure_chat_completions(self, request: web.Request) -> web.StreamResponse:
+        """Azure OpenAI's deployment URL: ``api-version`` is required, as on Azure."""
+        if "api-version" not in request.query:
+            self._record(request)
+            return web.json_response({"error": {"code": "404", "message": "Resource not found"}}, status=404)
+        return await self.chat_completions(request)
 
     def _reply(self, scenario: Scenario, index: int, body: dict[str, Any]) -> tuple[list[str], str]:
         name = scenario.name
@@ -364,11 +402,28 @@ class FakeUpstream:
         return response
 
 
-def error_response(status: int, message: str | None = None) -> web.Response:
+def error_response(status: int, message: str | None = None, code: str | None = None,
+                   retry_after: str | None = "20") -> web.Response:
     headers = {"x-request-id": "req_fake_error"}
-    if status == 429:
-        headers["retry-after"] = "20"
-    return web.json_response(chunks.error_body(status, message), status=status, headers=headers)
+    if status == 429 and retry_after is not None:
+        headers["retry-after"] = retry_after
+    body = chunks.error_body(status, message)
+    if code is not None:
+        body["error"]["code"] = body["error"]["type"] = code
+    return web.json_response(body, status=status, headers=headers)
+
+
+def scenario_error(scenario: Scenario) -> web.Response:
+    """``error status= text= code= retry_after=`` (``retry_after=none``: no Retry-After on a 429)."""
+    retry_after = scenario.params.get("retry_after", "20")
+    return error_response(scenario.integer("status", 500), scenario.params.get("text"), scenario.params.get("code"),
+                          None if retry_after == "none" else retry_after)
+
+
+def presented_key(request: web.Request) -> str:
+    """The key a request carries: OpenAI's bearer token, or Azure's ``api-key``."""
+    bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return bearer or request.headers.get("api-key", "")
 
 
 async def write_all(response: web.StreamResponse, events: Iterable[bytes]) -> None:

@@ -24,6 +24,7 @@ length             stops with ``finish_reason: "length"`` after ``cut`` pieces
 long               a long text delivered ``cut`` pieces per request; a later
                    request continues after the assistant text it was sent
 error              answers ``status=`` (default 500) with an OpenAI error body
+                   (``code=`` its code, ``retry_after=`` a 429's header, ``none`` for none)
 error-in-stream    some content, then an ``{"error": …}`` event
 cut                some content, then the connection is closed, no [DONE]
 stall              some content, then silence for ``seconds=`` (default 3600)

@@ -96,7 +96,8 @@ async def open_chat(request: web.Request, payload: bytes, stream: Stream) -> Ups
     """Send the chat upstream, keeping ``stream`` alive while it thinks; an error status raises
     ``UpstreamStatus`` with the upstream's own message."""
     upstream = await request.app[UPSTREAM].request(
-        "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive)
+        "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive,
+        model=request[METER].model)
     if upstream.status >= 400:
         async with upstream:
             raise await upstream.error()

@@ -88,7 +88,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
         headers.append(("Content-Length", str(length)))  # streamed, not chunked, as the client sent it
 
     upstream = await request.app[UPSTREAM].request(
-        request.method, path.removeprefix("/v1/"), headers=headers, data=data, query=query)
+        request.method, path.removeprefix("/v1/"), headers=headers, data=data, query=query, model=meter.model)
     if upstream.refuses_key:
         async with upstream:
             raise await upstream.error()

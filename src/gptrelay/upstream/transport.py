@@ -1,9 +1,11 @@
 """The one place that talks to the upstream API.
 
-``Upstream`` owns the process's pooled HTTP client (opened at start, closed
-at shutdown). Routes call ``Upstream.request`` and read ``UpstreamResponse``;
-they never see the HTTP client's types or exceptions, which ``fail``
-turns into ``gptrelay.errors`` at this one boundary.
+A ``Transport`` owns one pooled HTTP client to one upstream (opened at start,
+closed at shutdown). The pool (``gptrelay.upstream.pool``) calls
+``Transport.request`` with a URL and headers its provider made
+(``gptrelay.upstream.providers``); routes read ``UpstreamResponse``. Neither
+sees the HTTP client's types or exceptions, which ``fail`` turns into
+``gptrelay.errors`` at this one boundary.
 
 Timeouts: connecting (``connect_timeout``), the first byte of the reply
 (``first_byte_timeout``, headers and first body bytes) and silence between
@@ -16,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import logging
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import aiohttp
 import orjson
+from aiohttp_socks import ProxyConnectionError, ProxyConnector, ProxyError, ProxyTimeoutError, ProxyType
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -37,6 +39,7 @@ from gptrelay.errors import (
     redact,
 )
 from gptrelay.settings import Settings
+from gptrelay.upstream.config import masked_url
 from gptrelay.watchdog import OnWait, Sweeper, Watchdog
 from gptrelay.wire.completions import error_code, error_message
 
@@ -48,34 +51,32 @@ KEY_REFUSED = frozenset({401, 403})
 # "Too many open files", for the process or the system: wait and try again, this often.
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 DESCRIPTOR_WAIT = 0.05
+PROXY_ERRORS = (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError, ProxyConnectionError, ProxyError,
+                ProxyTimeoutError)
 
 log = logging.getLogger("gptrelay")
 
 
-class Upstream:
-    """The upstream API: its base URL, its credentials and one connection pool."""
+class Transport:
+    """The way to one upstream host: one connection pool, its timeouts and its proxy."""
 
-    def __init__(self, settings: Settings, sweeper: Sweeper, base_url: str | None = None) -> None:
-        self.base_url = (base_url or settings.openai_base_url).rstrip("/")
-        self.host = URL(self.base_url).host or self.base_url
+    def __init__(self, settings: Settings, sweeper: Sweeper, base_url: str, proxy: str | None = None) -> None:
+        self.host = URL(base_url).host or base_url
         self.connect_timeout = settings.connect_timeout
         self.first_byte_timeout = settings.first_byte_timeout
         self.read_timeout = settings.read_timeout
         self.keepalive_interval = settings.keepalive_interval
-        credentials: dict[str, str] = {}
-        if settings.openai_api_key is not None:
-            credentials["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
-        if settings.openai_organization:
-            credentials["OpenAI-Organization"] = settings.openai_organization
-        if settings.openai_project:
-            credentials["OpenAI-Project"] = settings.openai_project
-        self.credentials = credentials
-        self.proxy = proxy_for(self.base_url)
+        self.proxy = proxy  # as configured; told masked (``shown_proxy``)
+        self.shown_proxy = masked_url(proxy) if proxy is not None else None
+        socks = proxy is not None and proxy.startswith("socks")
+        self._socks = proxy if socks else None  # a connector of its own
+        self._proxy = None if socks else proxy  # aiohttp's own, per request (http:// and https://)
         self._session: aiohttp.ClientSession | None = None
         self._sweeper = sweeper
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        options: dict[str, Any] = {"limit": 0, "ttl_dns_cache": 300, "keepalive_timeout": 60}
+        connector = socks_connector(self._socks, options) if self._socks else aiohttp.TCPConnector(**options)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
@@ -92,43 +93,38 @@ class Upstream:
             await self._session.close()
             self._session = None
 
-    def url(self, path: str, query: str = "") -> URL:
-        if not query:
-            return self._url(path)
-        return URL(f"{self.base_url}/{path.lstrip('/')}?{query}", encoded=True)
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Upstream per process, kept for its life
-    def _url(self, path: str) -> URL:
-        return URL(f"{self.base_url}/{path.lstrip('/')}", encoded=True)
+    async def retire(self, poll: float = 1.0) -> None:
+        """Close once no reply is being read through this pool any more (the configuration was
+        read again: what streams now must not be cut). Closing at once would abort them."""
+        session = self._session
+        while session is not None and getattr(session.connector, "_acquired", None):
+            await asyncio.sleep(poll)
+        await self.close()
 
     async def request(
         self,
         method: str,
-        path: str,
-        *,
-        headers: Iterable[tuple[str, str]],
+        url: URL,
+        headers: list[tuple[str, str]],
         data: Any = None,
-        query: str = "",
         on_wait: OnWait | None = None,
     ) -> UpstreamResponse:
-        """Send a request with the relay's own credentials; return once headers arrive.
+        """Send a request (its headers carrying the relay's credentials); return once headers arrive.
 
         Until the first byte of the body arrives, ``on_wait`` is called every
         ``keepalive_interval`` seconds (the returned response goes on ticking).
         """
-        assert self._session is not None, "Upstream.start() was not called"
+        assert self._session is not None, "Transport.start() was not called"
         watchdog = Watchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
                             self.keepalive_interval)
-        url = self.url(path, query)
-        all_headers = [*headers, *self.credentials.items()]
         try:
             try:
-                response = await self._session.request(method, url, headers=all_headers, data=data,
-                                                       allow_redirects=False, proxy=self.proxy)
+                response = await self._session.request(method, url, headers=headers, data=data,
+                                                       allow_redirects=False, proxy=self._proxy)
             except aiohttp.ClientConnectorError as error:
                 if not _out_of_descriptors(error) or not isinstance(data, bytes | None):
                     raise  # (a streamed body cannot be sent twice)
-                response = await self._send_when_free(method, url, all_headers, data)
+                response = await self._send_when_free(method, url, headers, data)
         except BaseException as error:
             watchdog.close()
             await watchdog.stop_ticking()
@@ -146,7 +142,7 @@ class Upstream:
             await asyncio.sleep(DESCRIPTOR_WAIT)
             try:
                 return await self._session.request(method, url, headers=headers, data=data,
-                                                   allow_redirects=False, proxy=self.proxy)
+                                                   allow_redirects=False, proxy=self._proxy)
             except aiohttp.ClientConnectorError as error:
                 if not _out_of_descriptors(error) or asyncio.get_running_loop().time() >= give_up:
                     raise
@@ -173,6 +169,8 @@ class Upstream:
                 return UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s")
             return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
                                    f"(no reply within {self.first_byte_timeout:g} s)")
+        if self.shown_proxy is not None and isinstance(error, PROXY_ERRORS):
+            return self._proxy_failed(error)
         if isinstance(error, aiohttp.ClientConnectorError):
             cause = _os_error(error)
             reason = cause.strerror if cause is not None and cause.strerror else str(error)
@@ -184,6 +182,30 @@ class Upstream:
         if isinstance(error, aiohttp.ClientError):
             return UpstreamError(f"the request to the upstream at {self.host} failed: {type(error).__name__}")
         return error
+
+
+    def _proxy_failed(self, error: BaseException) -> UpstreamError:
+        """The proxy could not be reached, refused the relay, or could not reach the upstream:
+        said with the proxy named (its password masked)."""
+        if isinstance(error, aiohttp.ClientProxyConnectionError):
+            cause = _os_error(error)
+            reason = cause.strerror if cause is not None and cause.strerror else type(error).__name__
+            because = f"cannot connect to the proxy: {reason}"
+        elif isinstance(error, aiohttp.ClientHttpProxyError):
+            because = f"the proxy answered {error.status} {error.message}".rstrip()
+        else:
+            because = redact(str(error)) or type(error).__name__
+        message = f"the upstream at {self.host} cannot be reached through the proxy {self.shown_proxy}: {because}"
+        return UpstreamTimeout(message) if isinstance(error, ProxyTimeoutError) else UpstreamError(message)
+
+
+def socks_connector(url: str, options: dict[str, Any]) -> aiohttp.TCPConnector:
+    """A connector through the SOCKS proxy at ``url``: ``socks5h://`` leaves names to the proxy to
+    resolve, ``socks5://`` and ``socks4://`` resolve them here."""
+    parts = URL(url)
+    kind = ProxyType.SOCKS4 if parts.scheme == "socks4" else ProxyType.SOCKS5
+    return ProxyConnector(proxy_type=kind, host=parts.host or "", port=parts.port or 1080, username=parts.user,
+                          password=parts.password, rdns=parts.scheme == "socks5h", **options)
 
 
 def _os_error(error: aiohttp.ClientConnectorError) -> OSError | None:
@@ -209,10 +231,10 @@ def proxy_for(url: str) -> str | None:
 class UpstreamResponse:
     """An upstream reply whose headers have arrived; its body is read with ``pump()`` or ``read()``."""
 
-    __slots__ = ("_response", "_upstream", "_watchdog", "headers", "reason", "status")
+    __slots__ = ("_response", "_transport", "_watchdog", "headers", "reason", "status")
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, watchdog: Watchdog) -> None:
-        self._upstream = upstream
+    def __init__(self, transport: Transport, response: aiohttp.ClientResponse, watchdog: Watchdog) -> None:
+        self._transport = transport
         self._response = response
         self._watchdog = watchdog
         self.status = response.status
@@ -252,7 +274,7 @@ class UpstreamResponse:
             watchdog.idle_wait()
             return await self._response.content.read(limit)
         except BaseException as error:
-            self._upstream.fail(error, watchdog, started=True)
+            self._transport.fail(error, watchdog, started=True)
 
     @property
     def refuses_key(self) -> bool:
@@ -272,7 +294,7 @@ class UpstreamResponse:
             text = body.decode("utf-8", "replace").strip()
             message = " ".join(text.split())[:300] or (self.reason or "no message")
         if self.refuses_key:
-            log.warning("the upstream at %s refused the relay's key (%d): %s", self._upstream.host, self.status,
+            log.warning("the upstream at %s refused the relay's key (%d): %s", self._transport.host, self.status,
                         redact(message))
             return UpstreamKeyRefused(self.status, error_code(parsed))
         return UpstreamStatus(self.status, f"upstream error {self.status}: {redact(message)}", body,
@@ -308,7 +330,7 @@ class UpstreamResponse:
                 except aiohttp.ClientPayloadError:
                     chunk = _unread(content)
         except (TimeoutError, aiohttp.ClientError, asyncio.CancelledError) as error:
-            self._upstream.fail(error, watchdog, started)
+            self._transport.fail(error, watchdog, started)
         watchdog.since = 0.0
 
 

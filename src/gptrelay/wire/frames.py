@@ -28,12 +28,14 @@ def error(message: str) -> bytes:
     return b'{"done":false,"error":true,"content":' + orjson.dumps(message) + b"}\n"
 
 
-def done(finish_reason: str | None = None, usage: dict[str, Any] | None = None) -> bytes:
-    if finish_reason is None and usage is None:
+def done(finish_reason: str | None = None, usage: dict[str, Any] | None = None, rounds: int | None = None) -> bytes:
+    if finish_reason is None and usage is None and rounds is None:
         return DONE
     frame: dict[str, Any] = {"done": True, "error": False, "content": "[DONE]"}
     if finish_reason is not None:
         frame["finish_reason"] = finish_reason
     if usage is not None:
         frame["usage"] = usage
+    if rounds is not None:
+        frame["rounds"] = rounds  # CHAT_MAX_CONTINUATIONS: the upstream requests this reply took
     return orjson.dumps(frame) + b"\n"
