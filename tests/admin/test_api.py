@@ -116,6 +116,8 @@ def test_a_body_that_is_not_a_json_object_is_400(admin: httpx.Client, body: byte
     {"name": "eve", "expires_at": "soon"},
     {"name": "eve", "expires_at": 1700000000},
     {"name": "eve", "expires_at": "2001-01-01"},
+    {"name": "eve", "expires_at": "9999-12-31T23:59:59-14:00"},  # after the last UTC time there is
+    {"name": "eve", "expires_at": "0001-01-01T00:00+01:00"},  # before the first
     {"name": "eve", "ttl_seconds": 0},
     {"name": "eve", "ttl_seconds": "1h"},
     {"name": "eve", "ttl_seconds": 60, "expires_at": "2099-01-01"},
@@ -126,7 +128,7 @@ def test_bad_fields_are_422(admin: httpx.Client, body: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("body", [{"name": "renamed"}, {"rpm": "x"}, {"origins": "https://a.example"},
-                                  {"ttl_seconds": -5}])
+                                  {"ttl_seconds": -5}, {"expires_at": "9999-12-31T23:59:59-14:00"}])
 def test_bad_changes_are_422(admin: httpx.Client, body: dict[str, Any]) -> None:
     before = admin.post("/admin/api/keys", json={"name": "frank", "rpm": 9}).json()
     envelope(admin.patch("/admin/api/keys/frank", json=body), 422)
@@ -270,7 +272,8 @@ def test_usage_over_http(admin: httpx.Client, admin_relay: RunningRelay) -> None
     rows = admin.get("/admin/api/usage", params={"by": "request", "key": "user-1"}).json()["data"]
     assert [(row["route"], row["status"], row["outcome"]) for row in rows] == [("/chat", 200, "ok")] * 2
     assert admin.get("/admin/api/usage", params={"since": "2999-01-01"}).json() == {"data": []}
-    for params in ({"by": "week"}, {"since": "yesterday"}):
+    for params in ({"by": "week"}, {"since": "yesterday"}, {"since": "0001-01-01T00:00+01:00"},
+                   {"until": "9999-12-31T23:59-14:00"}):
         response = admin.get("/admin/api/usage", params=params)
         assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{admin_relay.url}/admin/api/usage", headers=admin_relay.auth).status_code == 401

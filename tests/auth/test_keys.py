@@ -162,6 +162,9 @@ def test_durations_and_dates() -> None:
     assert parse_when("2026-12-31T20:00:00+02:00") == datetime(2026, 12, 31, 18, tzinfo=UTC)
     with pytest.raises(BadRequest, match="bad date"):
         parse_when("next tuesday")
+    for beyond in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00+01:00"):  # valid, but not in UTC's range
+        with pytest.raises(BadRequest, match="bad date"):
+            parse_when(beyond)
 
 
 def test_concurrent_changes_from_several_engines_all_land(database_url: str) -> None:

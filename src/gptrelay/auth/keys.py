@@ -70,10 +70,11 @@ def parse_duration(text: str) -> timedelta:
 def parse_when(text: str) -> datetime:
     """An ISO 8601 date or time (``2026-12-31``, ``2026-12-31T18:00``, ``…+02:00``); UTC when no zone."""
     try:
-        when = datetime.fromisoformat(text.strip())
+        return utc(datetime.fromisoformat(text.strip()))
     except ValueError:
         raise BadRequest(f"bad date {text!r}: use ISO 8601, such as 2026-12-31 or 2026-12-31T18:00:00Z") from None
-    return utc(when)
+    except OverflowError:  # 9999-12-31T23:00-02:00 is after the last time UTC has
+        raise BadRequest(f"bad date {text!r}: out of range once in UTC") from None
 
 
 def utc(when: datetime) -> datetime:
