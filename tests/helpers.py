@@ -6,9 +6,11 @@ import asyncio
 import concurrent.futures
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -168,3 +170,44 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     an event loop running in the main thread, where ``asyncio.run`` refuses to start."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+@dataclass
+class RelayProcess:
+    """``gptrelay serve`` in a process of its own, its standard error kept in a file."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    stderr_path: Path
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM, then SIGKILL after 10 s); everything it wrote to standard error."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.stderr
+
+
+def serve_process(env: dict[str, str], cwd: Path, within: float = 20, logs: Path | None = None) -> RelayProcess:
+    """Start ``gptrelay serve`` on a free loopback port with ``env`` in ``cwd``; wait until it answers.
+    Its standard error goes to a file in ``logs`` (``cwd`` unless given)."""
+    port = free_port()
+    stderr_path = (logs or cwd) / f"relay-{port}.stderr"
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port)], env=env,
+                                   cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+    relay = RelayProcess(process, f"http://127.0.0.1:{port}", stderr_path)
+    try:
+        wait_until_serving(relay.url, process, within)
+    except AssertionError as error:
+        relay.stop()
+        raise AssertionError(f"{error}; it said: {relay.stderr[-2000:]}") from None
+    return relay
