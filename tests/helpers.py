@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -211,3 +213,32 @@ def serve_process(env: dict[str, str], cwd: Path, within: float = 20, logs: Path
         relay.stop()
         raise AssertionError(f"{error}; it said: {relay.stderr[-2000:]}") from None
     return relay
+
+
+@contextlib.contextmanager
+def tmpfs(size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of ``size`` on a fresh folder, unmounted afterwards; the test is skipped where mounting is not
+    permitted (it needs root, or CAP_SYS_ADMIN). Root writes through file modes, so a file system mounted
+    read-only (``remount(where, "ro")``) or full is how tests make storage fail."""
+    import pytest
+
+    where = Path(tempfile.mkdtemp(prefix="gptrelay-tmpfs-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "gptrelay-test", str(where)],
+                             capture_output=True, text=True, timeout=10)
+    if mounted.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(where)], capture_output=True, timeout=10)
+        if subprocess.run(["umount", str(where)], capture_output=True, timeout=10).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=10)  # still open somewhere
+        where.rmdir()
+
+
+def remount(where: Path, options: str) -> None:
+    """``mount -o remount,OPTIONS`` the tmpfs at ``where`` (``ro``, ``rw``, ``size=16m``)."""
+    done = subprocess.run(["mount", "-o", f"remount,{options}", str(where)], capture_output=True, text=True,
+                          timeout=10)
+    assert done.returncode == 0, done.stderr

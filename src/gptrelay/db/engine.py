@@ -3,14 +3,15 @@
 ``sqlite:///path`` (relative to the working directory; ``sqlite:////abs/path``
 for an absolute one) runs on aiosqlite, in WAL mode with a busy timeout so
 relays and the CLI can share the file. ``postgresql://`` and ``postgres://``
-run on asyncpg. A missing driver, an unknown scheme or an unreachable
-database is a ``StorageError`` of one line, naming the URL with its password
-masked.
+run on asyncpg. A missing driver, an unknown scheme, an unreachable or a
+read-only database is a ``StorageError`` of one line, naming the URL with its
+password masked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,14 +85,33 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def describe(url: str, error: BaseException) -> StorageError:
-    """The driver's exception as one line naming the database (password masked)."""
+    """The driver's exception as one line naming the database (password masked), and for SQLite
+    whether its file or folder is read-only (SQLite itself says only that it cannot open or write it)."""
     if isinstance(error, StorageError):
         return error
     original = getattr(error, "orig", None) or error
     detail = " ".join(str(original).split()) or type(original).__name__
     if isinstance(error, TimeoutError):
         detail = f"no answer within {CONNECT_TIMEOUT_S:g} seconds"
+    elif (why := _read_only(url)) is not None:
+        detail = f"{detail} ({why})"
     return StorageError(f"database {masked(url)}: {detail}")
+
+
+def _read_only(url: str) -> str | None:
+    """For a SQLite URL, what of its file and folder the file system will not let us write."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    path = Path(parsed.database).resolve()
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file {path} is read-only"
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is read-only, and SQLite writes its journal there"
+    return None
 
 
 FAILURES = (DBAPIError, OSError, TimeoutError)
