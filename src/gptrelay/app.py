@@ -19,7 +19,7 @@ from gptrelay.auth.access import AccessKeys
 from gptrelay.auth.addresses import Addresses, parse_networks
 from gptrelay.auth.keycache import KeyCache
 from gptrelay.auth.keys import KeyStore
-from gptrelay.db.engine import connected
+from gptrelay.db.engine import WRITER_BUSY_TIMEOUT_S, connected, create_engine
 from gptrelay.db.schema import check_writable, migrate
 from gptrelay.door import Route, front_door
 from gptrelay.errors import RefusedStart
@@ -70,7 +70,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         quotas = QuotaBook(engine)
         await quotas.start()
         opened.push_async_callback(quotas.close)
-        writer = UsageWriter(engine)
+        writes = engine
+        if engine.dialect.name == "sqlite":  # the writer's own, so that a lock held elsewhere cannot stall a reply
+            writes = create_engine(settings.database_url, busy_timeout=WRITER_BUSY_TIMEOUT_S)
+            opened.push_async_callback(writes.dispose)
+        writer = UsageWriter(writes)
         await writer.start()
         opened.push_async_callback(writer.close)  # first to close: commits what is pending
         keys.named = cache

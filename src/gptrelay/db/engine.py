@@ -26,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gptrelay.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
+WRITER_BUSY_TIMEOUT_S = 0.5
+"""SQLite's busy timeout for the usage writer's own engine: a reply waits on its record, and the writer
+retries (and then spools) by itself, so it must not sit in SQLite's busy wait, which no cancel stops."""
 CONNECT_TIMEOUT_S = 10.0
 
 _DRIVERS = {"sqlite": ("sqlite+aiosqlite", "aiosqlite"), "postgresql": ("postgresql+asyncpg", "asyncpg"),
@@ -57,30 +60,34 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=drivername)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    return set_pragmas
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection)."""
+def create_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
+    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection).
+    ``busy_timeout``: how long SQLite waits for another writer's lock (seconds; PostgreSQL ignores it)."""
     target = async_url(url)
     _, module = _DRIVERS[target.drivername.split("+")[0]]
     options: dict[str, Any] = {"pool_pre_ping": True}
     if target.drivername.startswith("postgresql"):
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
     else:
-        options["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+        options["connect_args"] = {"timeout": busy_timeout}
     try:
         engine = create_async_engine(target, **options)
     except (ImportError, NoSuchModuleError):
         raise StorageError(f"DATABASE_URL {masked(url)} needs the {module} driver: "
                            f"pip install {module}") from None
     if target.drivername.startswith("sqlite"):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout))
     return engine
 
 
