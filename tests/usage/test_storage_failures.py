@@ -29,7 +29,7 @@ import orjson
 
 from gptrelay.usage.writer import SPOOL_NAME
 from tests.conftest import UPSTREAM_KEY, RunningFake
-from tests.helpers import RelayProcess, chat, serve_process, user
+from tests.helpers import RelayProcess, chat, serve_process, tmpfs, user
 from tests.usage.test_recording import records
 
 REPLY_WITHIN = 5.0  # seconds: the writer retries for 2 s, then spools; a reply never waits much longer
@@ -153,3 +153,46 @@ def test_postgresql_turned_read_only_mid_run(fake_upstream: RunningFake, postgre
     check_outage(fake_upstream, postgres_url, tmp_path,
                  lambda: on_server(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'),
                  lambda: on_server(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+
+
+def fill(folder: Path) -> Path:
+    """A file that takes every byte left on ``folder``'s file system."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (64 * 1024, 1):  # then the last few bytes
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_full_disk_loses_what_it_must_says_so_and_recovers(fake_upstream: RunningFake, tmp_path: Path) -> None:
+    with tmpfs("2m") as folder:  # the database and the spool (the working directory) on one small disk
+        url = f"sqlite:///{folder}/relay.db"
+        env = env_for(fake_upstream, url)
+        key = make_key(env, folder)
+        relay = serve_process(env, folder, logs=tmp_path)
+        try:
+            before = three_requests(relay, key)
+            assert routes(url) == before
+            filler = fill(folder)
+            during = three_requests(relay, key) + three_requests(relay, key)  # no hang, whole replies
+            assert httpx.get(f"{relay.url}/healthz", timeout=5).status_code == 200
+            kept = routes(url)[len(before):]  # SQLite may still find room in its journal for some
+            assert spooled(folder) == []  # no room for the spool either
+            filler.unlink()
+            after = three_requests(relay, key)  # recording resumes
+            assert routes(url) == before + kept + after
+        finally:
+            stderr = relay.stop()
+        assert relay.process.returncode == 0, stderr
+        check_log(stderr, key)
+        errors = [line for line in stderr.splitlines() if " ERROR " in line]
+        lost = sum(int(line.split("usage: ")[2].split(" ")[0]) for line in errors)
+        assert lost == len(during) - len(kept), stderr  # every record not kept is told, once
+        assert all("record(s) lost" in line and "No space left on device" in line for line in errors), stderr
