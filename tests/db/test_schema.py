@@ -108,6 +108,9 @@ def test_masks_the_password() -> None:
     assert masked("postgresql://bob:s3cret@db:5432/relay") == "postgresql://bob:***@db:5432/relay"
     assert masked("postgresql://bob@db/relay") == "postgresql://bob@db/relay"
     assert masked("sqlite:///gptrelay.db") == "sqlite:///gptrelay.db"
+    # the engine's own URL, as the usage writer and the CLI name it: the operator's spelling
+    assert masked("postgresql+asyncpg://bob:***@db/relay") == "postgresql://bob:***@db/relay"
+    assert masked("sqlite+aiosqlite:////srv/relay.db") == "sqlite:////srv/relay.db"
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -33,12 +33,14 @@ CONNECT_TIMEOUT_S = 10.0
 
 _DRIVERS = {"sqlite": ("sqlite+aiosqlite", "aiosqlite"), "postgresql": ("postgresql+asyncpg", "asyncpg"),
             "postgres": ("postgresql+asyncpg", "asyncpg")}
+_DRIVER = re.compile(r"^(sqlite|postgresql)\+(?:aiosqlite|asyncpg)://", re.I)
 _PASSWORD = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@]*):[^@/]*@", re.I)
 
 
 def masked(url: str) -> str:
-    """The URL with its password, if any, replaced by ``***``."""
-    return _PASSWORD.sub(r"\1:***@", url.strip())
+    """The URL with its password, if any, replaced by ``***``, and without the driver the relay picks
+    (``sqlite+aiosqlite://`` → ``sqlite://``): as the operator writes it in ``DATABASE_URL``."""
+    return _DRIVER.sub(r"\1://", _PASSWORD.sub(r"\1:***@", url.strip()))
 
 
 def async_url(url: str) -> URL:
