@@ -277,3 +277,24 @@ def test_usage_over_http(admin: httpx.Client, admin_relay: RunningRelay) -> None
         response = admin.get("/admin/api/usage", params=params)
         assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{admin_relay.url}/admin/api/usage", headers=admin_relay.auth).status_code == 401
+
+
+def test_a_key_revoked_mid_stream_through_the_api(admin: httpx.Client, admin_relay: RunningRelay) -> None:
+    """The stream under way finishes whole and is recorded as such; the key's next request, sent while
+    that stream still runs, is 401 (the change holds on this relay by the time the API answers)."""
+    key = admin.post("/admin/api/keys", json={"name": "streamer"}).json()["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"model": "gpt-4o-mini", "stream": True,
+            "messages": [{"role": "user", "content": "/scenario bench chunks=40 interval_ms=25"}]}
+    with httpx.stream("POST", f"{admin_relay.url}/v1/chat/completions", json=body, headers=headers,
+                      timeout=20) as reply:
+        lines = reply.iter_lines()
+        assert next(lines).startswith("data: {")
+        assert admin.delete("/admin/api/keys/streamer").status_code == 204
+        refused = httpx.get(f"{admin_relay.url}/v1/models", headers=headers, timeout=5)
+        rest = list(lines)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    events = [line for line in rest if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and len(events) >= 40, events[-3:]
+    rows = admin.get("/admin/api/usage", params={"by": "request", "key": "streamer"}).json()["data"]
+    assert [(row["route"], row["status"], row["outcome"]) for row in rows] == [("/v1/chat/completions", 200, "ok")]
