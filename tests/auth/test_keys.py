@@ -130,6 +130,8 @@ def test_errors(run: Run[object]) -> None:
         run(lambda s: s.revoke("bob"))
     with pytest.raises(BadRequest, match="bad rpm -1"):
         run(lambda s: s.create("carol", KeyFields(rpm=-1)))
+    with pytest.raises(BadRequest, match="bad tpm 9223372036854775808: at most 9223372036854775807"):
+        run(lambda s: s.create("carol", KeyFields(tpm=2**63)))  # beyond the database's BIGINT
     with pytest.raises(BadRequest, match="bad origin"):
         run(lambda s: s.create("carol", KeyFields(origins=["app.example.com"])))
     with pytest.raises(BadRequest, match="already past"):

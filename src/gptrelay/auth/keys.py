@@ -36,6 +36,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+")
 MAX_TTL = timedelta(days=36500)
 LIMITS = ("rpm", "tpm", "daily_tokens", "monthly_tokens")  # gptrelay.cli.keys has the same names
+MAX_LIMIT = 2**63 - 1  # the database's BIGINT
 
 
 def new_key() -> str:
@@ -154,6 +155,8 @@ def _limit(field: str, value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadRequest(f"bad {field} {value!r}: use a whole number, or 0 for no limit")
+    if value > MAX_LIMIT:
+        raise BadRequest(f"bad {field} {value!r}: at most {MAX_LIMIT}")
     return value or None
 
 
