@@ -19,7 +19,7 @@ from gptrelay.auth.access import AccessKeys
 from gptrelay.auth.addresses import Addresses, parse_networks
 from gptrelay.auth.keycache import KeyCache
 from gptrelay.auth.keys import KeyStore
-from gptrelay.db.engine import WRITER_BUSY_TIMEOUT_S, connected, create_engine
+from gptrelay.db.engine import WRITER_BUSY_TIMEOUT_S, connected
 from gptrelay.db.schema import check_writable, migrate
 from gptrelay.door import Route, front_door
 from gptrelay.errors import RefusedStart
@@ -71,8 +71,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await quotas.start()
         opened.push_async_callback(quotas.close)
         writes = engine
-        if engine.dialect.name == "sqlite":  # the writer's own, so that a lock held elsewhere cannot stall a reply
-            writes = create_engine(settings.database_url, busy_timeout=WRITER_BUSY_TIMEOUT_S)
+        if engine.dialect.name == "sqlite":  # the writer's own, so that a lock held elsewhere cannot stall a
+            # reply; connected now, so that the first record needs no new file descriptors
+            writes = await connected(settings.database_url, busy_timeout=WRITER_BUSY_TIMEOUT_S)
             opened.push_async_callback(writes.dispose)
         writer = UsageWriter(writes)
         await writer.start()

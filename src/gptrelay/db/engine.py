@@ -135,9 +135,10 @@ async def storage_errors(url: str) -> AsyncIterator[None]:
         raise describe(url, error) from None
 
 
-async def connected(url: str) -> AsyncEngine:
-    """An engine whose database answered ``SELECT 1``, or a ``StorageError``."""
-    engine = create_engine(url)
+async def connected(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
+    """An engine whose database answered ``SELECT 1`` (that connection kept in its pool), or a
+    ``StorageError``. ``busy_timeout`` as for ``create_engine``."""
+    engine = create_engine(url, busy_timeout=busy_timeout)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite and engine.url.database and not Path(engine.url.database).resolve().parent.is_dir():
         raise StorageError(f"database {masked(url)}: the folder {Path(engine.url.database).parent} does not exist")
