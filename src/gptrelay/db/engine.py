@@ -65,12 +65,32 @@ def async_url(url: str) -> URL:
 def _sqlite_pragmas(busy_timeout: float) -> Any:
     def set_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_SWITCH_WAIT_MS}")
+        _wal(cursor, attempts=max(1, round(busy_timeout * 1000 / _SWITCH_WAIT_MS)))
         cursor.execute(f"PRAGMA busy_timeout = {round(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     return set_pragmas
+
+
+_SWITCH_WAIT_MS = 100
+
+
+def _wal(cursor: Any, attempts: int) -> None:
+    """Put the file in WAL mode (it stays so: only a new file's first connections switch it). Two
+    connections switching at once can each hold the lock the other waits for, and SQLite's busy wait
+    then ends in "database is locked" for both: each attempt waits briefly, then looks again."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as error:  # the driver's OperationalError, whichever module it is from
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
 
 
 def create_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
