@@ -132,8 +132,10 @@ def test_errors(run: Run[object]) -> None:
         run(lambda s: s.create("carol", KeyFields(rpm=-1)))
     with pytest.raises(BadRequest, match="bad tpm 9223372036854775808: at most 9223372036854775807"):
         run(lambda s: s.create("carol", KeyFields(tpm=2**63)))  # beyond the database's BIGINT
-    with pytest.raises(BadRequest, match="bad origin"):
-        run(lambda s: s.create("carol", KeyFields(origins=["app.example.com"])))
+    for origin in ("app.example.com", "https://é.example", "https://a.example:99999", "http://[::1",
+                   "https://user@a.example", "https://a.example/path"):  # none a browser can send
+        with pytest.raises(BadRequest, match="bad origin"):
+            run(lambda s, origin=origin: s.create("carol", KeyFields(origins=[origin])))
     with pytest.raises(BadRequest, match="already past"):
         run(lambda s: s.create("carol", KeyFields(expires_at=datetime(2020, 1, 1, tzinfo=UTC))))
     with pytest.raises(BadRequest, match="nothing to change"):

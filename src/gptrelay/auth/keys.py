@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Row, select, update
@@ -160,6 +161,21 @@ def _limit(field: str, value: object) -> int | None:
     return value or None
 
 
+def _origin(value: str, item: str) -> str:
+    """``item`` as browsers send it in ``Origin`` (lower case), if they can send it at all."""
+    origin = item.lower()
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 -- raises ValueError when out of range
+    except ValueError:
+        parts = None
+    if parts is None or not origin.isascii() or not _ORIGIN.fullmatch(origin) or not parts.hostname \
+            or "@" in parts.netloc:
+        raise BadRequest(f"bad origin {value!r}: use a browser origin such as https://app.example.com "
+                         "(a name in another script in its xn-- form)")
+    return origin
+
+
 def _patterns(field: str, values: Sequence[str] | None) -> str:
     cleaned = []
     for value in values or ():
@@ -168,8 +184,8 @@ def _patterns(field: str, values: Sequence[str] | None) -> str:
         item = value.strip().rstrip("/") if field == "origins" else value.strip()
         if not item:
             continue
-        if field == "origins" and not _ORIGIN.fullmatch(item.lower()):
-            raise BadRequest(f"bad origin {value!r}: use a browser origin such as https://app.example.com")
+        if field == "origins":
+            item = _origin(value, item)
         if field == "models" and (len(item) > 200 or any(c.isspace() for c in item)):
             raise BadRequest(f"bad model pattern {value!r}: a model name or * pattern such as gpt-4o*")
         if item not in cleaned:
