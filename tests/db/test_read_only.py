@@ -1,11 +1,12 @@
-"""A SQLite database the relay cannot write, at start: ``gptrelay serve`` refuses to start, with one
+"""A database the relay cannot write, at start: ``gptrelay serve`` refuses to start, with one
 line on standard error that names the database and says it is read-only, a non-zero status and no
 traceback. (A relay that could only read would take requests it cannot record, and changes to keys
 made with the CLI would fail.)
 
 The database is put on a tmpfs mounted for the test, then made read-only in the ways it happens:
 the file system remounted read-only (clean, or with the ``-wal`` and ``-shm`` files a killed relay
-leaves), or the file alone made immutable (``chattr +i``; root writes through file modes).
+leaves), or the file alone made immutable (``chattr +i``; root writes through file modes). And a
+PostgreSQL database that takes no writes.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ def env_for(database: Path) -> dict[str, str]:
 
 
 def make_database(database: Path, cwd: Path) -> str:
-    """A migrated database with one key in it, made by the CLI; the key."""
-    made = subprocess.run([sys.executable, "-m", "gptrelay", "keys", "create", "alice"], env=env_for(database),
-                          cwd=cwd, capture_output=True, text=True, timeout=60)
+    """A migrated SQLite database with one key in it, made by the CLI; the key."""
+    return make_database_at(f"sqlite:///{database}", cwd)
+
+
+def make_database_at(url: str, cwd: Path) -> str:
+    made = subprocess.run([sys.executable, "-m", "gptrelay", "keys", "create", "alice"],
+                          env={**env_for(cwd / "unused.db"), "DATABASE_URL": url}, cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     return made.stdout.splitlines()[-1]
 
@@ -91,3 +97,28 @@ def test_a_database_file_made_immutable(tmp_path: Path) -> None:
         line = refused_start(database, tmp_path)
         check_line(line, database)
         assert key[3:] not in line
+
+
+def test_a_postgresql_database_that_is_read_only(tmp_path: Path, postgres_url: str) -> None:
+    """As a standby server, or a database set so: refused in one line, like a read-only file."""
+    import asyncpg
+
+    from tests.helpers import run_async
+
+    make_database_at(postgres_url, tmp_path)
+    name = postgres_url.rsplit("/", 1)[1]
+
+    async def read_only() -> None:
+        connection = await asyncpg.connect(postgres_url, timeout=5)
+        try:
+            await connection.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        finally:
+            await connection.close()
+
+    run_async(read_only())
+    process = subprocess.run([sys.executable, "-m", "gptrelay", "serve", "--port", "0"],
+                             env={**env_for(tmp_path / "unused.db"), "DATABASE_URL": postgres_url}, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=30)
+    assert process.returncode == 2 and "Traceback" not in process.stderr, process.stderr
+    assert process.stderr.count("\n") == 1, process.stderr
+    assert "read-only transaction" in process.stderr and name in process.stderr, process.stderr
