@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import socket
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -168,3 +172,73 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     an event loop running in the main thread, where ``asyncio.run`` refuses to start."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+@dataclass
+class RelayProcess:
+    """``gptrelay serve`` in a process of its own, its standard error kept in a file."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    stderr_path: Path
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM, then SIGKILL after 10 s); everything it wrote to standard error."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.stderr
+
+
+def serve_process(env: dict[str, str], cwd: Path, within: float = 20, logs: Path | None = None) -> RelayProcess:
+    """Start ``gptrelay serve`` on a free loopback port with ``env`` in ``cwd``; wait until it answers.
+    Its standard error goes to a file in ``logs`` (``cwd`` unless given)."""
+    port = free_port()
+    stderr_path = (logs or cwd) / f"relay-{port}.stderr"
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port)], env=env,
+                                   cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+    relay = RelayProcess(process, f"http://127.0.0.1:{port}", stderr_path)
+    try:
+        wait_until_serving(relay.url, process, within)
+    except AssertionError as error:
+        relay.stop()
+        raise AssertionError(f"{error}; it said: {relay.stderr[-2000:]}") from None
+    return relay
+
+
+@contextlib.contextmanager
+def tmpfs(size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of ``size`` on a fresh folder, unmounted afterwards; the test is skipped where mounting is not
+    permitted (it needs root, or CAP_SYS_ADMIN). Root writes through file modes, so a file system mounted
+    read-only (``remount(where, "ro")``) or full is how tests make storage fail."""
+    import pytest
+
+    where = Path(tempfile.mkdtemp(prefix="gptrelay-tmpfs-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "gptrelay-test", str(where)],
+                             capture_output=True, text=True, timeout=10)
+    if mounted.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(where)], capture_output=True, timeout=10)
+        if subprocess.run(["umount", str(where)], capture_output=True, timeout=10).returncode != 0:
+            subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=10)  # still open somewhere
+        where.rmdir()
+
+
+def remount(where: Path, options: str) -> None:
+    """``mount -o remount,OPTIONS`` the tmpfs at ``where`` (``ro``, ``rw``, ``size=16m``)."""
+    done = subprocess.run(["mount", "-o", f"remount,{options}", str(where)], capture_output=True, text=True,
+                          timeout=10)
+    assert done.returncode == 0, done.stderr

@@ -22,7 +22,7 @@ from gptrelay.auth.addresses import Addresses, parse_networks
 from gptrelay.auth.keycache import KeyCache
 from gptrelay.auth.keys import KeyStore
 from gptrelay.db.engine import connected
-from gptrelay.db.schema import migrate
+from gptrelay.db.schema import check_writable, migrate
 from gptrelay.door import Route, front_door
 from gptrelay.errors import RefusedStart
 from gptrelay.http.bodies import BodyLimits
@@ -59,7 +59,7 @@ async def _no_early_continue(request: web.Request) -> None:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
-    """The database, migrated; its access keys cached in memory for the key check; the usage
+    """The database, migrated and taking writes; its access keys cached in memory for the key check; the usage
     writer and the quota book. Whatever was opened is closed, on a failed start too."""
     settings = app[SETTINGS]
     keys = app[ACCESS_KEYS]
@@ -67,6 +67,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as opened:
         engine = await connected(settings.database_url)
         opened.push_async_callback(engine.dispose)
+        await check_writable(engine, settings.database_url)
         store = app[KEY_STORE] = KeyStore(engine)
         cache = KeyCache(store)
         await cache.start()
@@ -74,7 +75,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         quotas = QuotaBook(engine)
         await quotas.start()
         opened.push_async_callback(quotas.close)
-        writer = UsageWriter(engine)
+        writer = UsageWriter(engine)  # its own connections (usage.sinks), opened now
         await writer.start()
         opened.push_async_callback(writer.close)  # first to close: commits what is pending
         keys.named = cache

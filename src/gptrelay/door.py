@@ -21,6 +21,8 @@ chain costs two more coroutine calls per request, on every streamed token's path
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
 from typing import NamedTuple
 
 import orjson
@@ -28,7 +30,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gptrelay.auth.access import AccessKeys
-from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, report
+from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, log, redact, report
 from gptrelay.http.cors import Cors
 from gptrelay.limits.admission import Admission
 from gptrelay.state import CALLER, METER, SWEEPER
@@ -94,6 +96,11 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
             # (aiohttp drops this response quietly when it cannot be sent).
             await _account(meter, 499, "client_gone")
             return web.Response(status=499)
+        except Exception as error:  # a bug: a 500 in the route's shape, and a log line saying where
+            log.error("%s %s: internal error: %s", request.method, request.path, _where(error))
+            await _account(meter, 500)
+            return render(request, RelayError("internal error: the relay could not answer this request "
+                                              "(its log says why)"), as_frames)
         finally:
             if meter is not None and not meter.committed:  # the client left (the handler was cancelled)
                 await _account(meter, 499, "client_gone")
@@ -106,6 +113,13 @@ async def _account(meter: Meter | None, status: int, outcome: Outcome = "error")
     if meter is not None and not meter.committed:
         meter.failed(status, outcome)
         await meter.commit()
+
+
+def _where(error: Exception) -> str:
+    """The exception's type, its message (anything like a key taken out) and the lines it came from."""
+    frames = traceback.extract_tb(error.__traceback__)[-4:]
+    path = " < ".join(f"{Path(frame.filename).name}:{frame.lineno} {frame.name}" for frame in reversed(frames))
+    return f"{type(error).__name__}: {redact(str(error))} (at {path})"
 
 
 def check_request(request: web.Request) -> None:

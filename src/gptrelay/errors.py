@@ -50,6 +50,7 @@ class RelayError(Exception):
     type = "server_error"
     code: str | None = None
     retry_after: int | None = None  # seconds, sent as Retry-After
+    reported = True  # each one logged by ``report`` (when the relay's or the upstream's)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -150,6 +151,7 @@ class LimiterUnavailable(RelayError):
 
     status = 503
     code = "limiter_unavailable"
+    reported = False  # the limiter tells the outage, once every 30 s; a line per refusal would flood the log
 
 
 class UpstreamStatus(RelayError):
@@ -192,7 +194,7 @@ class StreamCut(UpstreamError):
 
 def report(error: RelayError, method: str, path: str) -> None:
     """Log a failure that is the upstream's or the relay's (not the client's). Messages hold no keys."""
-    if error.status >= 500:
+    if error.status >= 500 and error.reported:
         log.warning("%s %s: %s", method, path, error.message)
 
 

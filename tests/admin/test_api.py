@@ -116,6 +116,8 @@ def test_a_body_that_is_not_a_json_object_is_400(admin: httpx.Client, body: byte
     {"name": "eve", "expires_at": "soon"},
     {"name": "eve", "expires_at": 1700000000},
     {"name": "eve", "expires_at": "2001-01-01"},
+    {"name": "eve", "expires_at": "9999-12-31T23:59:59-14:00"},  # after the last UTC time there is
+    {"name": "eve", "expires_at": "0001-01-01T00:00+01:00"},  # before the first
     {"name": "eve", "ttl_seconds": 0},
     {"name": "eve", "ttl_seconds": "1h"},
     {"name": "eve", "ttl_seconds": 60, "expires_at": "2099-01-01"},
@@ -126,7 +128,7 @@ def test_bad_fields_are_422(admin: httpx.Client, body: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("body", [{"name": "renamed"}, {"rpm": "x"}, {"origins": "https://a.example"},
-                                  {"ttl_seconds": -5}])
+                                  {"ttl_seconds": -5}, {"expires_at": "9999-12-31T23:59:59-14:00"}])
 def test_bad_changes_are_422(admin: httpx.Client, body: dict[str, Any]) -> None:
     before = admin.post("/admin/api/keys", json={"name": "frank", "rpm": 9}).json()
     envelope(admin.patch("/admin/api/keys/frank", json=body), 422)
@@ -270,7 +272,40 @@ def test_usage_over_http(admin: httpx.Client, admin_relay: RunningRelay) -> None
     rows = admin.get("/admin/api/usage", params={"by": "request", "key": "user-1"}).json()["data"]
     assert [(row["route"], row["status"], row["outcome"]) for row in rows] == [("/chat", 200, "ok")] * 2
     assert admin.get("/admin/api/usage", params={"since": "2999-01-01"}).json() == {"data": []}
-    for params in ({"by": "week"}, {"since": "yesterday"}):
+    for params in ({"by": "week"}, {"since": "yesterday"}, {"since": "0001-01-01T00:00+01:00"},
+                   {"until": "9999-12-31T23:59-14:00"}):
         response = admin.get("/admin/api/usage", params=params)
         assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{admin_relay.url}/admin/api/usage", headers=admin_relay.auth).status_code == 401
+
+
+def test_a_key_revoked_mid_stream_through_the_api(admin: httpx.Client, admin_relay: RunningRelay) -> None:
+    """The stream under way finishes whole and is recorded as such; the key's next request, sent while
+    that stream still runs, is 401 (the change holds on this relay by the time the API answers)."""
+    key = admin.post("/admin/api/keys", json={"name": "streamer"}).json()["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"model": "gpt-4o-mini", "stream": True,
+            "messages": [{"role": "user", "content": "/scenario bench chunks=40 interval_ms=25"}]}
+    with httpx.stream("POST", f"{admin_relay.url}/v1/chat/completions", json=body, headers=headers,
+                      timeout=20) as reply:
+        lines = reply.iter_lines()
+        assert next(lines).startswith("data: {")
+        assert admin.delete("/admin/api/keys/streamer").status_code == 204
+        refused = httpx.get(f"{admin_relay.url}/v1/models", headers=headers, timeout=5)
+        rest = list(lines)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    events = [line for line in rest if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and len(events) >= 40, events[-3:]
+    rows = admin.get("/admin/api/usage", params={"by": "request", "key": "streamer"}).json()["data"]
+    assert [(row["route"], row["status"], row["outcome"]) for row in rows] == [("/v1/chat/completions", 200, "ok")]
+
+
+def test_a_bug_in_a_handler_is_a_500_in_the_envelope(admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gptrelay.admin.api
+
+    def broken(body: dict[str, Any]) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gptrelay.admin.api, "key_fields", broken)
+    error = envelope(admin.post("/admin/api/keys", json={"name": "bug"}), 500)
+    assert error["type"] == "server_error"

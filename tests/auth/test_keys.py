@@ -130,8 +130,12 @@ def test_errors(run: Run[object]) -> None:
         run(lambda s: s.revoke("bob"))
     with pytest.raises(BadRequest, match="bad rpm -1"):
         run(lambda s: s.create("carol", KeyFields(rpm=-1)))
-    with pytest.raises(BadRequest, match="bad origin"):
-        run(lambda s: s.create("carol", KeyFields(origins=["app.example.com"])))
+    with pytest.raises(BadRequest, match="bad tpm 9223372036854775808: at most 9223372036854775807"):
+        run(lambda s: s.create("carol", KeyFields(tpm=2**63)))  # beyond the database's BIGINT
+    for origin in ("app.example.com", "https://é.example", "https://a.example:99999", "http://[::1",
+                   "https://user@a.example", "https://a.example/path"):  # none a browser can send
+        with pytest.raises(BadRequest, match="bad origin"):
+            run(lambda s, origin=origin: s.create("carol", KeyFields(origins=[origin])))
     with pytest.raises(BadRequest, match="already past"):
         run(lambda s: s.create("carol", KeyFields(expires_at=datetime(2020, 1, 1, tzinfo=UTC))))
     with pytest.raises(BadRequest, match="nothing to change"):
@@ -162,6 +166,9 @@ def test_durations_and_dates() -> None:
     assert parse_when("2026-12-31T20:00:00+02:00") == datetime(2026, 12, 31, 18, tzinfo=UTC)
     with pytest.raises(BadRequest, match="bad date"):
         parse_when("next tuesday")
+    for beyond in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00+01:00"):  # valid, but not in UTC's range
+        with pytest.raises(BadRequest, match="bad date"):
+            parse_when(beyond)
 
 
 def test_concurrent_changes_from_several_engines_all_land(database_url: str) -> None:

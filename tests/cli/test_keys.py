@@ -123,9 +123,12 @@ def test_mistakes_are_one_line(keys: Keys) -> None:
     assert keys.fails("create", "x" * 65).startswith("bad key name")
     assert keys.fails("create", "bob", "--ttl", "7w").startswith("bad duration '7w'")
     assert keys.fails("create", "bob", "--expires", "soon").startswith("bad date 'soon'")
+    assert keys.fails("create", "bob", "--expires", "9999-12-31T23:59-14:00").startswith("bad date '9999-12-31")
     assert keys.fails("create", "bob", "--expires", "2020-01-01").startswith("the expiry 2020-01-01T00:00:00Z is")
     assert keys.fails("create", "bob", "--expires", "2030-01-01", "--ttl", "1d") == "give --expires or --ttl, not both"
     assert keys.fails("create", "bob", "--rpm", "lots").startswith("bad --rpm 'lots'")
+    assert keys.fails("create", "bob", "--rpm", "²").startswith("bad --rpm '²'")  # a digit to isdigit()
+    assert keys.fails("create", "bob", "--tpm", "9" * 30).startswith(f"bad tpm {'9' * 30}: at most ")
     assert keys.fails("create", "bob", "--origins", "example.com").startswith("bad origin 'example.com'")
     assert keys.fails("show", "bob") == "no key named 'bob'"
     assert keys.fails("update", "bob", "--rpm", "1") == "no key named 'bob'"

@@ -131,6 +131,7 @@ def test_mistakes_are_one_line(usage: Usage) -> None:
     assert usage.fails("--by", "week") == "bad --by 'week': use key, model, day or request"
     assert usage.fails("--since", "yesterday").startswith("bad --since 'yesterday': use ISO 8601")
     assert usage.fails("--until", "2026-13-01").startswith("bad --until '2026-13-01'")
+    assert usage.fails("--since", "0001-01-01T00:00+01:00").startswith("bad --since '0001-01-01T00:00+01:00'")
     assert usage.fails("--since", "2026-11-02", "--until", "2026-11-01") == "--since must be before --until"
     usage.env["DATABASE_URL"] = "postgresql://relay:s3cret@127.0.0.1:1/relay"
     message = usage.fails()

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gptrelay.db.engine import connected, masked
+from gptrelay.db.engine import connected, create_engine, masked
 from gptrelay.db.schema import head, migrate, revision
 from gptrelay.db.tables import changes, metadata
 from gptrelay.errors import StorageError
@@ -104,10 +105,35 @@ def test_relays_starting_together_migrate_one_at_a_time(tmp_path: Path) -> None:
     assert change_counter(url) == 0
 
 
+def test_connections_opening_a_new_sqlite_file_together_all_get_it(tmp_path: Path) -> None:
+    """The first connections to a new file each switch it to WAL; SQLite refuses a switch while
+    another runs ("database is locked", its busy timeout not applying), which is no failure."""
+    async def together(url: str) -> None:
+        engines = [create_engine(url) for _ in range(8)]
+
+        async def connect(engine: AsyncEngine) -> None:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.gather(*(connect(engine) for engine in engines))
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+    for n in range(30):  # a race: a few rounds in a hundred lost it
+        run_async(together(f"sqlite:///{tmp_path}/relay-{n}.db"))
+        with sqlite3.connect(tmp_path / f"relay-{n}.db") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_masks_the_password() -> None:
     assert masked("postgresql://bob:s3cret@db:5432/relay") == "postgresql://bob:***@db:5432/relay"
     assert masked("postgresql://bob@db/relay") == "postgresql://bob@db/relay"
     assert masked("sqlite:///gptrelay.db") == "sqlite:///gptrelay.db"
+    # the engine's own URL, as the usage writer and the CLI name it: the operator's spelling
+    assert masked("postgresql+asyncpg://bob:***@db/relay") == "postgresql://bob:***@db/relay"
+    assert masked("sqlite+aiosqlite:////srv/relay.db") == "sqlite:////srv/relay.db"
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -90,6 +90,13 @@ def test_origin_bound_key(relay: Relay, store: Store) -> None:
     assert ok.status_code == 200
 
 
+def test_an_origin_matches_whatever_case_it_was_given_in(relay: Relay, store: Store) -> None:
+    key = store.create("shouty", origins=["HTTPS://App.Example.COM/"])  # browsers send it in lower case
+    r = relay(database_url=store.url)
+    for sent in ("https://app.example.com", "https://App.example.com"):
+        assert httpx.get(f"{r.url}/v1/models", headers={**bearer(key), "Origin": sent}).status_code == 200
+
+
 @pytest.mark.parametrize(("policy", "wanted"), [("open", 200), ("closed", 503)])
 def test_redis_down_is_the_configured_policy_never_a_hang(relay: Relay, store: Store, policy: str,
                                                          wanted: int) -> None:

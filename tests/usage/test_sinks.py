@@ -1,5 +1,5 @@
 """The sinks write rows that SQLAlchemy reads back as it wrote them; SQLite's sink never blocks the
-event loop on another connection's write lock, and leaves its checkpoints to its thread."""
+event loop on another connection's write lock."""
 
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ def test_rows_read_back_through_sqlalchemy_as_written(database_url: str) -> None
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs_on(database_url: str) -> None:
+def test_a_held_write_lock_is_waited_for_in_the_thread_and_the_loop_runs_on(database_url: str) -> None:
     path = database_url.removeprefix("sqlite:///")
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another writer: the CLI, another worker, a key change
-    released = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    released = threading.Timer(0.3, lambda: holder.execute("COMMIT"))  # within WRITER_BUSY_TIMEOUT_S
 
     async def go() -> tuple[float, int]:
         engine = create_engine(database_url)
@@ -84,37 +84,6 @@ def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs_on(da
 
     took, ticks = run_async(go())
     holder.close()
-    assert took >= 0.45  # it waited for the lock, in the thread ...
-    assert ticks >= 20  # ... while the loop went on
+    assert took >= 0.25  # it waited for the lock, in the thread ...
+    assert ticks >= 10  # ... while the loop went on
     assert [r.prompt_tokens for r in run_async(read_back(database_url))] == [1]
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_checkpoints_run_in_the_thread_every_so_many_commits(database_url: str,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(SqliteSink, "CHECKPOINT_EVERY", 5)
-    path = database_url.removeprefix("sqlite:///")
-
-    async def go() -> list[str]:
-        sink = SqliteSink(path)
-        threads: list[str] = []
-        checkpoint = sink._waiting.checkpoint
-
-        def spied() -> None:
-            threads.append(threading.current_thread().name)
-            checkpoint()
-
-        sink._waiting.checkpoint = spied  # type: ignore[method-assign]
-        try:
-            for n in range(12):
-                await sink.insert([make(n)])
-        finally:
-            await sink.close()
-        return threads
-
-    threads = run_async(go())
-    assert len(threads) == 2 and all(name.startswith("usage-sqlite") for name in threads)
-    with sqlite3.connect(path) as connection:  # everything committed is in the database file now
-        busy, wal_pages, moved = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert busy == 0 and wal_pages == moved
-        assert connection.execute("SELECT count(*) FROM usage").fetchone()[0] == 12

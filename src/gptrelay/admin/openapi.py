@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from gptrelay import __version__
-from gptrelay.auth.keys import MAX_TTL
+from gptrelay.auth.keys import MAX_LIMIT, MAX_TTL
 
-MAX_INT = 2**63 - 1  # the database's BIGINT
+MAX_INT = MAX_LIMIT
 NAME_PATTERN = "^[A-Za-z0-9._-]{1,64}$"
 MODEL_PATTERN = r"^\S{1,200}$"
 ORIGIN_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#]+/?$"

@@ -36,7 +36,7 @@ class Caller:
         return cls(
             name=record.name, rpm=record.rpm, tpm=record.tpm, daily_tokens=record.daily_tokens,
             monthly_tokens=record.monthly_tokens, models=models,
-            origins=frozenset(origin.rstrip("/") for origin in record.origins) if record.origins else None,
+            origins=frozenset(origin.rstrip("/").lower() for origin in record.origins) if record.origins else None,
             expires=record.expires_at.timestamp() if record.expires_at else None, revoked=record.revoked,
         )
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import Row, select, update
@@ -36,6 +37,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+")
 MAX_TTL = timedelta(days=36500)
 LIMITS = ("rpm", "tpm", "daily_tokens", "monthly_tokens")  # gptrelay.cli.keys has the same names
+MAX_LIMIT = 2**63 - 1  # the database's BIGINT
 
 
 def new_key() -> str:
@@ -70,10 +72,11 @@ def parse_duration(text: str) -> timedelta:
 def parse_when(text: str) -> datetime:
     """An ISO 8601 date or time (``2026-12-31``, ``2026-12-31T18:00``, ``…+02:00``); UTC when no zone."""
     try:
-        when = datetime.fromisoformat(text.strip())
+        return utc(datetime.fromisoformat(text.strip()))
     except ValueError:
         raise BadRequest(f"bad date {text!r}: use ISO 8601, such as 2026-12-31 or 2026-12-31T18:00:00Z") from None
-    return utc(when)
+    except OverflowError:  # 9999-12-31T23:00-02:00 is after the last time UTC has
+        raise BadRequest(f"bad date {text!r}: out of range once in UTC") from None
 
 
 def utc(when: datetime) -> datetime:
@@ -153,7 +156,24 @@ def _limit(field: str, value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadRequest(f"bad {field} {value!r}: use a whole number, or 0 for no limit")
+    if value > MAX_LIMIT:
+        raise BadRequest(f"bad {field} {value!r}: at most {MAX_LIMIT}")
     return value or None
+
+
+def _origin(value: str, item: str) -> str:
+    """``item`` as browsers send it in ``Origin`` (lower case), if they can send it at all."""
+    origin = item.lower()
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 -- raises ValueError when out of range
+    except ValueError:
+        parts = None
+    if parts is None or not origin.isascii() or not _ORIGIN.fullmatch(origin) or not parts.hostname \
+            or "@" in parts.netloc:
+        raise BadRequest(f"bad origin {value!r}: use a browser origin such as https://app.example.com "
+                         "(a name in another script in its xn-- form)")
+    return origin
 
 
 def _patterns(field: str, values: Sequence[str] | None) -> str:
@@ -164,8 +184,8 @@ def _patterns(field: str, values: Sequence[str] | None) -> str:
         item = value.strip().rstrip("/") if field == "origins" else value.strip()
         if not item:
             continue
-        if field == "origins" and not _ORIGIN.fullmatch(item.lower()):
-            raise BadRequest(f"bad origin {value!r}: use a browser origin such as https://app.example.com")
+        if field == "origins":
+            item = _origin(value, item)
         if field == "models" and (len(item) > 200 or any(c.isspace() for c in item)):
             raise BadRequest(f"bad model pattern {value!r}: a model name or * pattern such as gpt-4o*")
         if item not in cleaned:

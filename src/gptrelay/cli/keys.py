@@ -62,7 +62,7 @@ def _limit(option: str, text: str) -> int:
     value = text.strip()
     if value == "":
         return 0
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²" is a digit to isdigit(), and no number to int()
         raise BadRequest(f"bad {option} {text!r}: use a whole number, or 0 for no limit")
     return int(value)
 

@@ -3,14 +3,16 @@
 ``sqlite:///path`` (relative to the working directory; ``sqlite:////abs/path``
 for an absolute one) runs on aiosqlite, in WAL mode with a busy timeout so
 relays and the CLI can share the file. ``postgresql://`` and ``postgres://``
-run on asyncpg. A missing driver, an unknown scheme or an unreachable
-database is a ``StorageError`` of one line, naming the URL with its password
-masked.
+run on asyncpg. A missing driver, an unknown scheme, an unreachable or a
+read-only database is a ``StorageError`` of one line, naming the URL with its
+password masked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,16 +27,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gptrelay.errors import StorageError
 
 BUSY_TIMEOUT_MS = 10_000
+WRITER_BUSY_TIMEOUT_S = 0.5
+"""SQLite's busy timeout for the usage writer's connections (``gptrelay.usage.sinks``): a reply waits on
+its record, and the writer retries (and then spools) by itself, so it must not sit in SQLite's busy wait,
+which no cancel stops."""
 CONNECT_TIMEOUT_S = 10.0
 
 _DRIVERS = {"sqlite": ("sqlite+aiosqlite", "aiosqlite"), "postgresql": ("postgresql+asyncpg", "asyncpg"),
             "postgres": ("postgresql+asyncpg", "asyncpg")}
+_DRIVER = re.compile(r"^(sqlite|postgresql)\+(?:aiosqlite|asyncpg)://", re.I)
 _PASSWORD = re.compile(r"^([a-z][a-z0-9+.\-]*://[^:/@]*):[^@/]*@", re.I)
 
 
 def masked(url: str) -> str:
-    """The URL with its password, if any, replaced by ``***``."""
-    return _PASSWORD.sub(r"\1:***@", url.strip())
+    """The URL with its password, if any, replaced by ``***``, and without the driver the relay picks
+    (``sqlite+aiosqlite://`` → ``sqlite://``): as the operator writes it in ``DATABASE_URL``."""
+    return _DRIVER.sub(r"\1://", _PASSWORD.sub(r"\1:***@", url.strip()))
 
 
 def async_url(url: str) -> URL:
@@ -57,43 +65,84 @@ def async_url(url: str) -> URL:
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any = None, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
-    """What every SQLite connection of the relay sets: a busy timeout, WAL, and no fsync per commit
+    """What every SQLite connection of the relay sets: WAL, a busy timeout, and no fsync per commit
     (WAL with ``synchronous = NORMAL`` loses nothing when the process dies, only on power loss)."""
     cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {_SWITCH_WAIT_MS}")
+    _wal(cursor, attempts=max(1, busy_timeout_ms // _SWITCH_WAIT_MS))
     cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-    cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection)."""
+_SWITCH_WAIT_MS = 100
+
+
+def _wal(cursor: Any, attempts: int) -> None:
+    """Put the file in WAL mode (it stays so: only a new file's first connections switch it). Two
+    connections switching at once can each hold the lock the other waits for, and SQLite's busy wait
+    then ends in "database is locked" for both: each attempt waits briefly, then looks again."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as error:  # the driver's OperationalError, whichever module it is from
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+
+
+def create_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
+    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection).
+    ``busy_timeout``: how long SQLite waits for another writer's lock (seconds; PostgreSQL ignores it)."""
     target = async_url(url)
     _, module = _DRIVERS[target.drivername.split("+")[0]]
     options: dict[str, Any] = {"pool_pre_ping": True}
     if target.drivername.startswith("postgresql"):
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
     else:
-        options["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+        options["connect_args"] = {"timeout": busy_timeout}
     try:
         engine = create_async_engine(target, **options)
     except (ImportError, NoSuchModuleError):
         raise StorageError(f"DATABASE_URL {masked(url)} needs the {module} driver: "
                            f"pip install {module}") from None
     if target.drivername.startswith("sqlite"):
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect",
+                     functools.partial(sqlite_pragmas, busy_timeout_ms=round(busy_timeout * 1000)))
     return engine
 
 
 def describe(url: str, error: BaseException) -> StorageError:
-    """The driver's exception as one line naming the database (password masked)."""
+    """The driver's exception as one line naming the database (password masked), and for SQLite
+    whether its file or folder is read-only (SQLite itself says only that it cannot open or write it)."""
     if isinstance(error, StorageError):
         return error
     original = getattr(error, "orig", None) or error
     detail = " ".join(str(original).split()) or type(original).__name__
     if isinstance(error, TimeoutError):
         detail = f"no answer within {CONNECT_TIMEOUT_S:g} seconds"
+    elif (why := _read_only(url)) is not None:
+        detail = f"{detail} ({why})"
     return StorageError(f"database {masked(url)}: {detail}")
+
+
+def _read_only(url: str) -> str | None:
+    """For a SQLite URL, what of its file and folder the file system will not let us write."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    path = Path(parsed.database).resolve()
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file {path} is read-only"
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+        return f"its folder {path.parent} is read-only, and SQLite writes its journal there"
+    return None
 
 
 FAILURES = (DBAPIError, OSError, TimeoutError)
@@ -108,9 +157,10 @@ async def storage_errors(url: str) -> AsyncIterator[None]:
         raise describe(url, error) from None
 
 
-async def connected(url: str) -> AsyncEngine:
-    """An engine whose database answered ``SELECT 1``, or a ``StorageError``."""
-    engine = create_engine(url)
+async def connected(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
+    """An engine whose database answered ``SELECT 1`` (that connection kept in its pool), or a
+    ``StorageError``. ``busy_timeout`` as for ``create_engine``."""
+    engine = create_engine(url, busy_timeout=busy_timeout)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite and engine.url.database and not Path(engine.url.database).resolve().parent.is_dir():
         raise StorageError(f"database {masked(url)}: the folder {Path(engine.url.database).parent} does not exist")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gptrelay.db.engine import connected, storage_errors
 
@@ -71,6 +72,14 @@ async def migrate(url: str) -> None:
             await connection.commit()
     finally:
         await engine.dispose()
+
+
+async def check_writable(engine: AsyncEngine, url: str) -> None:
+    """``StorageError`` unless the database at ``url`` takes a write (one that changes nothing, rolled
+    back): a read-only file, file system or server is told at start, not at the first usage record."""
+    async with storage_errors(url), engine.connect() as connection:
+        await connection.execute(text("UPDATE changes SET counter = counter WHERE id = 1"))
+        await connection.rollback()
 
 
 async def revision(url: str) -> str | None:

@@ -56,7 +56,7 @@ class Admission:
         """Raise ``Forbidden``, ``QuotaExceeded`` or ``RateLimited`` unless ``caller`` may go on."""
         if caller.origins is not None:
             origin = request.headers.get("Origin")
-            if origin is None or origin.rstrip("/") not in caller.origins:
+            if origin is None or origin.rstrip("/").lower() not in caller.origins:
                 raise Forbidden(f"this access key may be used only from {', '.join(sorted(caller.origins))}",
                                 "origin_not_allowed")
         if (caller.daily_tokens is not None or caller.monthly_tokens is not None) and \

@@ -81,3 +81,5 @@ def parse_date(option: str, text: str | None) -> datetime | None:
     except ValueError:
         raise BadRequest(f"bad {option} {text!r}: use ISO 8601, such as 2026-11-01 or 2026-11-01T08:00:00Z"
                          ) from None
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first time UTC has
+        raise BadRequest(f"bad {option} {text!r}: out of range once in UTC") from None

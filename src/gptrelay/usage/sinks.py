@@ -6,9 +6,8 @@ batch was a greenlet, a pool checkout and, on SQLite, three hops to aiosqlite's 
 (begin, insert, commit), each one waking a thread that then competes with the event
 loop for the GIL. A sink does the same work with one call on the driver:
 
-- ``SqliteSink``: ``sqlite3`` connections of its own; a batch is one ``executemany`` and
-  ``COMMIT``, on the event loop's thread when SQLite's write lock is free, else in a thread
-  that waits for it.
+- ``SqliteSink``: a ``sqlite3`` connection of its own in a thread of its own; a batch is
+  one hop to that thread (``executemany`` and ``COMMIT`` there) and one back.
 - ``PostgresSink``: an ``asyncpg`` connection of its own; a batch is one ``executemany``,
   which asyncpg sends in one go and runs as one transaction.
 
@@ -33,7 +32,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gptrelay.db.engine import BUSY_TIMEOUT_MS, CONNECT_TIMEOUT_S, sqlite_pragmas
+from gptrelay.db.engine import CONNECT_TIMEOUT_S, WRITER_BUSY_TIMEOUT_S, sqlite_pragmas
 from gptrelay.db.tables import usage
 from gptrelay.usage.records import UsageRecord
 
@@ -80,11 +79,10 @@ class _SqliteConnection:
     """One ``sqlite3`` connection that commits batches of rows. It is kept after a failed batch
     (SQLite's connections outlive their errors), so it needs no new file descriptor later."""
 
-    def __init__(self, path: str, sql: str, *, wait: float, checkpoints: bool) -> None:
+    def __init__(self, path: str, sql: str, *, wait: float) -> None:
         self._path = path
         self._sql = sql
         self._wait = wait
-        self._checkpoints = checkpoints
         self._connection: sqlite3.Connection | None = None
 
     def open(self) -> sqlite3.Connection:
@@ -92,15 +90,13 @@ class _SqliteConnection:
             connection = sqlite3.connect(self._path, timeout=self._wait, isolation_level=None,
                                          check_same_thread=False)
             sqlite_pragmas(connection, busy_timeout_ms=round(self._wait * 1000))
-            if not self._checkpoints:
-                connection.execute("PRAGMA wal_autocheckpoint = 0")
             self._connection = connection
         return self._connection
 
     def insert(self, rows: list[Row]) -> None:
         connection = self.open()
         try:
-            connection.execute("BEGIN IMMEDIATE")  # the write lock now, or SQLITE_BUSY before any work
+            connection.execute("BEGIN IMMEDIATE")  # the write lock first: SQLITE_BUSY before any work
             connection.executemany(self._sql, rows)
             connection.execute("COMMIT")
         except BaseException:
@@ -109,10 +105,10 @@ class _SqliteConnection:
                     connection.execute("ROLLBACK")
             raise
 
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the database file, as far as readers allow (never waits)."""
-        with contextlib.suppress(sqlite3.Error):  # the next one tries again
-            self.open().execute("PRAGMA wal_checkpoint(PASSIVE)")
+    def interrupt(self) -> None:
+        """Stop the statement under way (from another thread): its transaction rolls back."""
+        if self._connection is not None:
+            self._connection.interrupt()
 
     def close(self) -> None:
         if self._connection is not None:
@@ -120,24 +116,12 @@ class _SqliteConnection:
             connection.close()
 
 
-def busy(error: sqlite3.Error) -> bool:
-    """Whether ``error`` says another connection holds the write lock."""
-    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
 class SqliteSink:
-    """Batches into SQLite: on the event loop's thread when the write lock is free at once, else
-    in a thread of its own that waits for it.
-
-    A commit in WAL mode without an fsync (``synchronous = NORMAL``) appends a few pages to the
-    WAL: tens of microseconds, less than handing the batch to a thread and back. The loop's
-    connection never waits: it takes the write lock with no busy timeout, and when another
-    connection holds it (another worker, the CLI, a key change) the batch goes to the thread,
-    which waits up to the busy timeout. The loop's connection leaves checkpoints (which fsync)
-    to the thread: every ``CHECKPOINT_EVERY`` commits, a passive one runs there.
-    """
-
-    CHECKPOINT_EVERY = 500
+    """Batches into SQLite on a ``sqlite3`` connection in a thread of its own, so that a disk that
+    stalls holds the records, never the event loop (and with it every stream). The connection
+    waits ``WRITER_BUSY_TIMEOUT_S`` for another writer's lock (another worker, the CLI, a key
+    change), then the writer tries again, and spools. A batch given up on (the writer's deadline)
+    is interrupted, so it rolls back rather than commit after it was spooled."""
 
     def __init__(self, path: str) -> None:
         dialect = sqlite.dialect()
@@ -148,28 +132,19 @@ class SqliteSink:
                 processors[name] = process
         self._row = _row_maker(processors)
         sql = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-        self._at_once = _SqliteConnection(path, sql, wait=0, checkpoints=False)
-        self._waiting = _SqliteConnection(path, sql, wait=BUSY_TIMEOUT_MS / 1000, checkpoints=True)
+        self._connection = _SqliteConnection(path, sql, wait=WRITER_BUSY_TIMEOUT_S)
         self._thread: ThreadPoolExecutor | None = None  # started when first needed after a close
-        self._commits = 0
 
     async def open(self) -> None:
-        self._at_once.open()
-        await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._waiting.open)
+        await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._connection.open)
 
     async def insert(self, records: Sequence[UsageRecord]) -> None:
         rows = [self._row(record) for record in records]
         try:
-            self._at_once.insert(rows)
-        except sqlite3.Error as error:
-            if not busy(error):
-                raise
-        else:
-            self._commits += 1
-            if self._commits % self.CHECKPOINT_EVERY == 0:
-                self._in_thread().submit(self._waiting.checkpoint)  # failures: the next one tries again
-            return
-        await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._waiting.insert, rows)
+            await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._connection.insert, rows)
+        except asyncio.CancelledError:
+            self._connection.interrupt()
+            raise
 
     def _in_thread(self) -> ThreadPoolExecutor:
         if self._thread is None:
@@ -177,10 +152,9 @@ class SqliteSink:
         return self._thread
 
     async def close(self) -> None:
-        self._at_once.close()
         if self._thread is not None:
             thread, self._thread = self._thread, None
-            await asyncio.get_running_loop().run_in_executor(thread, self._waiting.close)
+            await asyncio.get_running_loop().run_in_executor(thread, self._connection.close)
             thread.shutdown(wait=False)
 
 

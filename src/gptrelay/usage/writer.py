@@ -6,8 +6,11 @@ INSERT of many rows, so a thousand requests ending together make a handful of
 transactions. When the database fails, the batch is retried with a short
 backoff for ``retry_for`` seconds (records arriving meanwhile join it); then it
 is appended to ``usage-spool.jsonl`` in ``spool_dir``, fsynced, and one warning
-is logged. ``start()`` imports a spool an earlier run left, then removes it; so
-does the first commit that succeeds after this writer spooled.
+is logged; until a batch commits again, each batch is tried once and spooled at
+once (so only the first replies of an outage wait), with a warning at most every
+``WARN_EVERY`` seconds, and one when the database answers again. ``start()``
+imports a spool an earlier run left, then removes it; so does the first commit
+that succeeds after this writer spooled.
 A spool that cannot be written (a full disk) is one error line: ``record()``
 never hangs and never raises into the request.
 
@@ -44,6 +47,8 @@ from gptrelay.usage.sinks import sink_for
 log = logging.getLogger("gptrelay.usage")
 
 SPOOL_NAME = "usage-spool.jsonl"
+WARN_EVERY = 30.0
+"""Seconds between two warnings of one database outage (each batch is spooled at once meanwhile)."""
 
 Pending = tuple[UsageRecord, "asyncio.Future[None]"]
 
@@ -76,6 +81,8 @@ class UsageWriter:
         self._task: asyncio.Task[None] | None = None
         self._spool_waiting = False  # this writer spooled; import once the database answers again
         self._reserve: int | None = None  # a descriptor held for the spool, for when none is left
+        self._outage_told: float | None = None  # when the database's failure was last told; None: it works
+        self._outage_spooled = 0
 
     @property
     def queue_length(self) -> int:
@@ -88,8 +95,9 @@ class UsageWriter:
         try:
             await self._sink.open()
         except Exception as error:  # the batches try again
-            log.warning("usage: the database does not answer yet (%s); records wait for it, or go to the spool",
-                        _reason(self.engine, error))
+            log.warning("usage: the database does not answer yet (%s); records go to %s until it does",
+                        _reason(self.engine, error), self.spool)
+            self._outage_told = time.monotonic()
         if self._reserve is None:
             self._reserve = os.open(os.devnull, os.O_RDONLY)
         self._closing = False
@@ -144,7 +152,7 @@ class UsageWriter:
     async def _write(self, batch: list[Pending]) -> bool:
         """Commit ``batch``, or spool it when the database keeps failing; whether it was committed."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_for
+        deadline = loop.time() + (self.retry_for if self._outage_told is None else 0)  # an outage: one try
         delay = 0.05
         while True:
             started = time.perf_counter()
@@ -166,6 +174,10 @@ class UsageWriter:
             self.batches += 1
             self.committed += len(batch)
             _resolve(batch)
+            if self._outage_told is not None:
+                log.warning("usage: the database answers again; %d record(s) went to the spool meanwhile",
+                            self._outage_spooled)
+                self._outage_told, self._outage_spooled = None, 0
             return True
 
     async def _insert(self, records: list[UsageRecord]) -> None:
@@ -193,9 +205,15 @@ class UsageWriter:
                       len(batch), reason, self.spool, failure)
         else:
             self.spooled += len(batch)
+            self._outage_spooled += len(batch)
             self._spool_waiting = True
-            log.warning("usage: the database failed (%s); %d record(s) written to %s, imported at the next start",
-                        reason, len(batch), self.spool)
+            now = time.monotonic()
+            if self._outage_told is None or now - self._outage_told >= WARN_EVERY:
+                log.warning("usage: the database failed (%s); %d record(s) written to %s (and the next ones, "
+                            "until it answers), imported then or at the next start", reason, len(batch), self.spool)
+                self._outage_told = now
+        if self._outage_told is None:
+            self._outage_told = time.monotonic()  # an outage, told by the error line
         _resolve(batch)
 
     def _append(self, lines: bytes) -> None:
