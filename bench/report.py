@@ -16,6 +16,7 @@ TARGETS = {
     "team_ttfb_added_ms": 0.1,  # over the owner's key on the same relay
 }
 TEAM_TARGETS = ("team /v1", "team /v1 pg+redis")
+POOL = "relay /v1, 3 upstreams"
 
 
 def fmt(value: Any, digits: int = 0) -> str:
@@ -114,6 +115,10 @@ def render(data: dict[str, Any]) -> str:
                     x = res[name]["rps"] / pipe
                     team_checks.append((f"{name}: streamed ≥ 0.9× byte pipe", f"{x:.2f}×",
                                         x >= TARGETS["team_vs_pipe"]))
+            if POOL in res:
+                x = res[POOL]["rps"] / pipe
+                checks.append((f"{POOL}: streamed ≥ 0.9× byte pipe (issue 11)", f"{x:.2f}×  (one upstream: "
+                               f"{res['relay /v1']['rps'] / pipe:.2f}×)", x >= TARGETS["team_vs_pipe"]))
             cpu_v1 = res["relay /v1"].get("cpu_us")
             cpu_pipe = res["byte pipe"].get("cpu_us")
             cpu_chat = res["relay /chat"].get("cpu_us")
@@ -199,7 +204,7 @@ def render(data: dict[str, Any]) -> str:
         out += [f"Workers: {workers['skipped']}.", ""]
 
     if checks:
-        out += ["## Issue-4 targets", ""]
+        out += ["## Issue-4 and issue-11 targets", ""]
         out += table(["target", "measured", "met"],
                      [[c, v, "yes" if ok else ("no" if ok is not None else "—")] for c, v, ok in checks])
     if team_checks:

@@ -76,6 +76,14 @@ PY = h.PYTHON
 OWNER_KEY = "bench-key"  # the bench relay's AUTHORIZATION_KEY
 TEAM = "team /v1"  # a named key with RPM and TPM limits, usage in SQLite, limits in process
 SHARED = "team /v1 pg+redis"  # the same on a second relay: usage in PostgreSQL, limits in Redis
+POOL = "relay /v1, 3 upstreams"  # the owner's key on a relay with three upstreams of two keys each
+POOL_TOML = "".join(f"""
+[[upstreams]]
+name = "upstream-{n}"
+base_url = "{{base_url}}"
+keys = ["sk-bench-{n}a", "sk-bench-{n}b"]
+weight = {n}
+""" for n in (1, 2, 3))
 STREAM_CHUNKS = 20
 STREAM_INTERVAL_MS = 50
 
@@ -103,6 +111,9 @@ class Stack:
         self.shared_key = ""
         self.shared_workdir = Path(tempfile.mkdtemp(prefix="gptrelay-bench-pg-"))
         self.shared_skipped: str | None = "not started"
+        self.pool: subprocess.Popen[bytes] | None = None  # the relay with three upstreams
+        self.pool_port = 0
+        self.pool_workdir = Path(tempfile.mkdtemp(prefix="gptrelay-bench-pool-"))
 
     @property
     def upstream(self) -> str:
@@ -155,6 +166,12 @@ class Stack:
             h.stop(self.shared)
         self.shared, self.shared_port = self._relay(self.shared_env, self.shared_workdir, "relay-pg.log", workers)
 
+    def start_pool(self) -> None:
+        if self.pool is not None:
+            h.stop(self.pool)
+        (self.pool_workdir / "gptrelay.toml").write_text(POOL_TOML.format(base_url=self.upstream))
+        self.pool, self.pool_port = self._relay(self.relay_env, self.pool_workdir, "relay-pool.log", 1)
+
     def records(self, name: str) -> int:
         """The team key's usage records so far in ``name``'s database."""
         return team.records(team.PG_URL if name == SHARED else self.workdir / "gptrelay.db")
@@ -186,10 +203,16 @@ class Stack:
             out[TEAM] = (self.relay_port, v1, self.relay.pid, self.team_key)
         if self.shared is not None:
             out[SHARED] = (self.shared_port, v1, self.shared.pid, self.shared_key)
+        if self.pool is not None:
+            out[POOL] = (self.pool_port, v1, self.pool.pid, OWNER_KEY)
         return out
 
     def team_targets(self) -> list[str]:
         return [name for name in (TEAM, SHARED) if name in self.targets()]
+
+    def extra_targets(self) -> list[str]:
+        """The team targets and the relay with three upstreams."""
+        return [name for name in (TEAM, SHARED, POOL) if name in self.targets()]
 
 
 def pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
@@ -405,7 +428,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--upstream", choices=["fast", "fake"], default="fast",
                         help="fast: bench/fastfake.py (default); fake: python -m gptrelay.fake")
     parser.add_argument("--skip", default="",
-                        help="comma-separated parts to skip: latency,streamed,plain,streams,instructions,workers")
+                        help="comma-separated parts to skip: latency,streamed,plain,streams,instructions,workers,"
+                             "pool (the relay with three upstreams)")
     parser.add_argument("--count-requests", type=int, default=100,
                         help="requests whose instructions are counted under callgrind (default 100)")
     parser.add_argument("--relay-cmd", default="",
@@ -452,6 +476,8 @@ def main() -> None:
         stack = Stack(args, logs, relay_cmd)
         stack.start_fake()
         stack.prepare_team()
+        if "pool" not in skip:
+            stack.start_pool()
         stack.start_relay()
         stack.start_pipe()
         info["pinning"] = ("relay and byte pipe on core 0; upstream, wrk and load generators on core 1"
@@ -465,7 +491,7 @@ def main() -> None:
                 print("  latency done", flush=True)
             if "streamed" not in skip:
                 data["rounds"]["streamed"].append(wrk_round(
-                    stack, ["relay /v1", "relay /chat", "byte pipe", "direct", *stack.team_targets()], streamed_body,
+                    stack, ["relay /v1", "relay /chat", "byte pipe", "direct", *stack.extra_targets()], streamed_body,
                     args.seconds, args.connections, r))
                 print("  streamed throughput done", flush=True)
             if "plain" not in skip:

@@ -13,8 +13,9 @@ loop for the GIL. A sink does the same work with one call on the driver:
 
 The table, the column names and how SQLite stores a time and a boolean come from the
 SQLAlchemy table (``gptrelay.db.tables.usage``) and its dialect, so rows written here
-read back through SQLAlchemy exactly as rows written there. A failed connection is
-closed and opened again by the next batch.
+read back through SQLAlchemy exactly as rows written there. Each sink connects at
+``open()`` (the writer's start) and keeps its connection through failed batches; only a
+PostgreSQL connection cut or cancelled midway is dropped, and made again by the next batch.
 """
 
 from __future__ import annotations
