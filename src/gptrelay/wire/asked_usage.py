@@ -19,14 +19,11 @@ not ask gets neither. This module does the byte work, without parsing JSON:
 
 from __future__ import annotations
 
-import re
-
 from gptrelay.wire.tokens import MARK
 
 OPTION = b'"stream_options":{"include_usage":true},'
 USAGE_ONLY = (b'"choices":[]', b'"choices": []')  # the chunk asked for: no choices, a usage
 NULL_USAGE = b',"usage":null'
-_EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.S)  # an event and its blank line
 _ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 HOLD_AT_MOST = 64 * 1024  # bytes without a blank line: not events as expected, so they go on as they are
 
@@ -48,16 +45,33 @@ def is_usage_only(event: bytes) -> bool:
 
 
 def without_usage(events: bytes) -> bytes:
-    """Whole events without the usage-only chunk and without ``"usage":null``."""
-    if is_usage_only(events):
-        kept, end = [], 0
-        for event in _EVENT.finditer(events):
-            if not is_usage_only(event.group()):
-                kept.append(event.group())
-            end = event.end()
-        kept.append(events[end:])
-        events = b"".join(kept)
+    """Whole events without the usage-only chunk and without ``"usage":null``. Only the event around
+    a ``"choices":[]`` is looked at: a read of many events costs a few scans, not a split."""
+    for marker in USAGE_ONLY:
+        at = events.find(marker)
+        while at >= 0:
+            begin, end = _event_around(events, at)
+            if MARK in events[begin:end]:
+                events = events[:begin] + events[end:]
+                at = events.find(marker, begin)
+            else:
+                at = events.find(marker, end)
     return events.replace(NULL_USAGE, b"")
+
+
+def _event_around(events: bytes, at: int) -> tuple[int, int]:
+    """Where the whole event holding position ``at`` begins and ends (its blank line included)."""
+    begin = 0
+    for blank in _ENDS:
+        found = events.rfind(blank, 0, at)
+        if found >= 0:
+            begin = max(begin, found + len(blank))
+    end = len(events)
+    for blank in _ENDS:
+        found = events.find(blank, at)
+        if found >= 0:
+            end = min(end, found + len(blank))
+    return begin, end
 
 
 class WholeEvents:

@@ -18,7 +18,13 @@ _COMPLETION = re.compile(rb'"(?:completion|output)_tokens"\s*:\s*(\d+)')
 
 
 def reported(data: bytes) -> tuple[int, int] | None:
-    """The last (prompt, completion) tokens ``data`` reports, or None."""
+    """The last (prompt, completion) tokens ``data`` reports, or None. The last ``"usage"`` key is
+    looked at first: a whole stream in one read is then not searched from its start."""
+    last = data.rfind(b'"usage"')
+    if last > 0:
+        found = reported(data[last:])
+        if found is not None:
+            return found
     prompts = _PROMPT.findall(data)
     if not prompts:
         return None
