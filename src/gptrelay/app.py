@@ -79,7 +79,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await writer.start()
         opened.push_async_callback(writer.close)  # first to close: commits what is pending
         keys.named = cache
-        app[ACCOUNTING].writer = writer
+        app[ACCOUNTING].attach(writer)
         app[ADMISSION].quotas = quotas
         if not keys.required and not is_loopback(settings.host) and not settings.allow_no_auth:
             raise RefusedStart(f"refusing to serve on {settings.host} without an access key: set "
@@ -88,7 +88,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            app[ACCOUNTING].writer = None
+            app[ACCOUNTING].attach(None)
             keys.named = None
 
 

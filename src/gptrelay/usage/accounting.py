@@ -12,11 +12,17 @@ from gptrelay.usage.writer import UsageWriter
 class Accounting:
     """Built with the app; its writer is attached at start, once the database is open."""
 
-    __slots__ = ("admission", "writer")
+    __slots__ = ("admission", "running", "writer")
 
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
         self.writer: UsageWriter | None = None
+        self.running = 0  # requests with a meter not yet committed
+
+    def attach(self, writer: UsageWriter | None) -> None:
+        self.writer = writer
+        if writer is not None:
+            writer.more_coming = lambda: self.running > 0
 
     async def record(self, record: UsageRecord, caller: Caller) -> None:
         if self.writer is not None:

@@ -40,6 +40,7 @@ class Meter:
         self.reply_size = 0  # pieces or bytes of reply text, for an estimate
         self.outcome: Outcome = "ok"
         self.committed = False
+        accounting.running += 1
 
     def sent_first_byte(self) -> None:
         if not self.first_byte:
@@ -69,6 +70,7 @@ class Meter:
         if self.committed:
             return
         self.committed = True
+        self._accounting.running -= 1
         now = self._clock()
         estimated = self.prompt is None
         caller = self.caller

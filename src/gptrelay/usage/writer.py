@@ -3,7 +3,9 @@
 ``await writer.record(rec)`` returns once ``rec`` is committed. One task writes:
 whatever arrived while it committed goes in its next transaction, as one
 INSERT of many rows, so a thousand requests ending together make a handful of
-transactions. When the database fails, the batch is retried with a short
+transactions. While other requests are still running (``more_coming``), a batch
+waits ``GATHER`` seconds for their records, so that one transaction serves many
+under load, and a lone request is committed at once. When the database fails, the batch is retried with a short
 backoff for ``retry_for`` seconds (records arriving meanwhile join it); then it
 is appended to ``usage-spool.jsonl`` in ``spool_dir``, fsynced, and one warning
 is logged; until a batch commits again, each batch is tried once and spooled at
@@ -34,6 +36,7 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -47,6 +50,11 @@ from gptrelay.usage.sinks import sink_for
 log = logging.getLogger("gptrelay.usage")
 
 SPOOL_NAME = "usage-spool.jsonl"
+GATHER = 0.002
+"""Seconds a batch waits for more records while other requests are still running: a commit then
+serves several requests (a record alone would cost its request a transaction and two thread hops),
+at the price of that much time before those responses end."""
+GATHER_UP_TO = 64
 WARN_EVERY = 30.0
 """Seconds between two warnings of one database outage (each batch is spooled at once meanwhile)."""
 
@@ -63,8 +71,11 @@ class UsageWriter:
     spool, and records neither committed nor spooled).
     """
 
-    def __init__(self, engine: AsyncEngine, spool_dir: str | Path = ".", *, retry_for: float = 2.0) -> None:
+    def __init__(self, engine: AsyncEngine, spool_dir: str | Path = ".", *, retry_for: float = 2.0,
+                 gather: float = GATHER) -> None:
         self.engine = engine
+        self.gather = gather
+        self.more_coming: Callable[[], bool] = lambda: False  # other requests still running (the app's)
         self._sink = sink_for(engine)
         self.spool = Path(spool_dir) / SPOOL_NAME
         self.retry_for = retry_for
@@ -134,6 +145,8 @@ class UsageWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self.gather and len(self._pending) < GATHER_UP_TO and self.more_coming():
+                await asyncio.sleep(self.gather)  # others end soon: one transaction for them too
             batch, self._pending = self._pending, []
             self._writing = len(batch)
             try:
