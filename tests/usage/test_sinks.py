@@ -1,5 +1,5 @@
-"""The sinks write rows that SQLAlchemy reads back as it wrote them; SQLite's sink never blocks the
-event loop on another connection's write lock."""
+"""The sinks write rows that SQLAlchemy reads back as it wrote them, each record once however often it
+is written; SQLite's sink never blocks the event loop on another connection's write lock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -15,6 +17,7 @@ from gptrelay.db.engine import create_engine
 from gptrelay.db.tables import usage
 from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.sinks import SqliteSink, sink_for
+from gptrelay.usage.writer import SPOOL_NAME, UsageWriter
 from tests.helpers import run_async
 from tests.usage.conftest import make
 
@@ -87,3 +90,27 @@ def test_a_held_write_lock_is_waited_for_in_the_thread_and_the_loop_runs_on(data
     assert took >= 0.25  # it waited for the lock, in the thread ...
     assert ticks >= 10  # ... while the loop went on
     assert [r.prompt_tokens for r in run_async(read_back(database_url))] == [1]
+
+
+def test_a_record_written_twice_is_stored_once(database_url: str, tmp_path: Path) -> None:
+    """A batch given up on after it had been committed, then imported from the spool: stored once."""
+    records = [make(1), make(2)]
+
+    async def go() -> list[UsageRecord]:
+        engine = create_engine(database_url)
+        sink = sink_for(engine)
+        try:
+            await sink.insert(records)
+            await sink.insert([*records, make(3)])  # the same two again, with a new one
+        finally:
+            await sink.close()
+            await engine.dispose()
+        (tmp_path / SPOOL_NAME).write_bytes(b"".join(orjson.dumps(r.as_json()) + b"\n" for r in records))
+        engine = create_engine(database_url)
+        try:
+            assert await UsageWriter(engine, tmp_path).import_spool() == 2  # read, and skipped as stored
+        finally:
+            await engine.dispose()
+        return await read_back(database_url)
+
+    assert [r.prompt_tokens for r in run_async(go())] == [1, 2, 3]

@@ -56,7 +56,9 @@ usage = Table(
     Column("outcome", String(16), nullable=False),
     Column("ttfb_ms", Integer, nullable=True),
     Column("duration_ms", Integer, nullable=True),
+    Column("record_id", String(32), nullable=True),  # unique: a record written twice is stored once
     Index("ix_usage_time", "time"),
+    Index("ux_usage_record_id", "record_id", unique=True),
     Index("ix_usage_key_name_time", "key_name", "time"),
 )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -45,6 +46,7 @@ class UsageRecord:
     outcome: Outcome
     ttfb_ms: int | None = None
     duration_ms: int | None = None
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stored once, however often written
 
     @property
     def tokens(self) -> int:
@@ -57,14 +59,16 @@ class UsageRecord:
                 "model": _cut(self.model, 200),
                 "status": self.status, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "estimated": self.estimated,
-                "outcome": self.outcome, "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms}
+                "outcome": self.outcome, "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms,
+                "record_id": self.record_id}
 
     def as_json(self) -> dict[str, Any]:
         """A JSON object (the spool's lines); ``from_json`` reads it back."""
         return {"time": utc(self.time).isoformat(), "key": self.key, "route": self.route, "model": self.model,
                 "status": self.status, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "estimated": self.estimated,
-                "outcome": self.outcome, "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms}
+                "outcome": self.outcome, "ttfb_ms": self.ttfb_ms, "duration_ms": self.duration_ms,
+                "record_id": self.record_id}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> UsageRecord:
@@ -74,4 +78,5 @@ class UsageRecord:
         return cls(time=utc(datetime.fromisoformat(value["time"])), key=value["key"], route=value["route"],
                    model=value["model"], status=int(value["status"]), prompt_tokens=int(value["prompt_tokens"]),
                    completion_tokens=int(value["completion_tokens"]), estimated=bool(value["estimated"]),
-                   outcome=outcome, ttfb_ms=value.get("ttfb_ms"), duration_ms=value.get("duration_ms"))
+                   outcome=outcome, ttfb_ms=value.get("ttfb_ms"), duration_ms=value.get("duration_ms"),
+                   **({"record_id": str(value["record_id"])[:32]} if value.get("record_id") else {}))

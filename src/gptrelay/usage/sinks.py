@@ -40,6 +40,8 @@ from gptrelay.usage.records import UsageRecord
 COLUMNS: tuple[str, ...] = tuple(column.name for column in usage.columns if not column.primary_key)
 
 Row = tuple[Any, ...]
+SKIP_WRITTEN = "ON CONFLICT (record_id) DO NOTHING"  # a record already stored (a batch given up on that had
+# been committed, then imported from the spool) is not stored again
 
 
 class Sink(Protocol):
@@ -132,7 +134,8 @@ class SqliteSink:
             if process is not None:
                 processors[name] = process
         self._row = _row_maker(processors)
-        sql = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        sql = (f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+               f"{SKIP_WRITTEN}")
         self._connection = _SqliteConnection(path, sql, wait=WRITER_BUSY_TIMEOUT_S)
         self._thread: ThreadPoolExecutor | None = None  # started when first needed after a close
 
@@ -167,7 +170,7 @@ class PostgresSink:
         self._connection: asyncpg.Connection | None = None
         self._row = _row_maker({})  # asyncpg takes datetimes and booleans as they are
         self._sql = (f"INSERT INTO usage ({', '.join(COLUMNS)}) "
-                     f"VALUES ({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))})")
+                     f"VALUES ({', '.join(f'${n}' for n in range(1, len(COLUMNS) + 1))}) {SKIP_WRITTEN}")
 
     async def open(self) -> None:
         if self._connection is None or self._connection.is_closed():
