@@ -11,7 +11,6 @@ password masked.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 from collections.abc import AsyncIterator
@@ -94,24 +93,22 @@ def _wal(cursor: Any, attempts: int) -> None:
                 raise
 
 
-def create_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
-    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection).
-    ``busy_timeout``: how long SQLite waits for another writer's lock (seconds; PostgreSQL ignores it)."""
+def create_engine(url: str) -> AsyncEngine:
+    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection)."""
     target = async_url(url)
     _, module = _DRIVERS[target.drivername.split("+")[0]]
     options: dict[str, Any] = {"pool_pre_ping": True}
     if target.drivername.startswith("postgresql"):
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
     else:
-        options["connect_args"] = {"timeout": busy_timeout}
+        options["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
     try:
         engine = create_async_engine(target, **options)
     except (ImportError, NoSuchModuleError):
         raise StorageError(f"DATABASE_URL {masked(url)} needs the {module} driver: "
                            f"pip install {module}") from None
     if target.drivername.startswith("sqlite"):
-        event.listen(engine.sync_engine, "connect",
-                     functools.partial(sqlite_pragmas, busy_timeout_ms=round(busy_timeout * 1000)))
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
@@ -157,10 +154,10 @@ async def storage_errors(url: str) -> AsyncIterator[None]:
         raise describe(url, error) from None
 
 
-async def connected(url: str, *, busy_timeout: float = BUSY_TIMEOUT_MS / 1000) -> AsyncEngine:
+async def connected(url: str) -> AsyncEngine:
     """An engine whose database answered ``SELECT 1`` (that connection kept in its pool), or a
-    ``StorageError``. ``busy_timeout`` as for ``create_engine``."""
-    engine = create_engine(url, busy_timeout=busy_timeout)
+    ``StorageError``."""
+    engine = create_engine(url)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite and engine.url.database and not Path(engine.url.database).resolve().parent.is_dir():
         raise StorageError(f"database {masked(url)}: the folder {Path(engine.url.database).parent} does not exist")

@@ -156,11 +156,12 @@ class _StreamEnd:
             if not chunk:
                 return None
         meter = self._meter
-        if MARK in chunk:
+        holds_usage = MARK in chunk
+        if holds_usage:
             meter.read_usage(chunk)
         meter.reply_size += chunk.count(b"data:")  # events: about a token each, for an estimate
         if whole is not None:
-            chunk = without_usage(chunk)
+            chunk = without_usage(chunk, holds_usage)
         if chunk.endswith(SSE_DONE):
             self._done = SSE_DONE
             chunk = chunk[:-len(SSE_DONE)]

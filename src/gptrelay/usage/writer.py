@@ -5,8 +5,8 @@ whatever arrived while it committed goes in its next transaction, as one
 INSERT of many rows, so a thousand requests ending together make a handful of
 transactions. While other requests are still running (``more_coming``), a batch
 waits ``GATHER`` seconds for their records, so that one transaction serves many
-under load, and a lone request is committed at once. When the database fails, the batch is retried with a short
-backoff for ``retry_for`` seconds (records arriving meanwhile join it); then it
+under load, and a lone request is committed at once. When the database fails,
+the batch is retried with a short backoff for ``retry_for`` seconds (records arriving meanwhile join it); then it
 is appended to ``usage-spool.jsonl`` in ``spool_dir``, fsynced, and one warning
 is logged; until a batch commits again, each batch is tried once and spooled at
 once (so only the first replies of an outage wait), with a warning at most every
@@ -200,18 +200,7 @@ class UsageWriter:
         reason = _reason(self.engine, error)
         lines = b"".join(orjson.dumps(rec.as_json()) + b"\n" for rec, _ in batch)
         try:
-            try:
-                await asyncio.to_thread(self._append, lines)
-            except OSError as failure:
-                if failure.errno not in (errno.EMFILE, errno.ENFILE) or self._reserve is None:
-                    raise
-                os.close(self._reserve)  # the one descriptor kept for this
-                self._reserve = None
-                try:
-                    await asyncio.to_thread(self._append, lines)
-                finally:
-                    with contextlib.suppress(OSError):
-                        self._reserve = os.open(os.devnull, os.O_RDONLY)
+            await self._append_somehow(lines)
         except OSError as failure:
             self.lost += len(batch)
             log.error("usage: %d record(s) lost: the database failed (%s) and the spool %s cannot be written: %s",
@@ -228,6 +217,22 @@ class UsageWriter:
         if self._outage_told is None:
             self._outage_told = time.monotonic()  # an outage, told by the error line
         _resolve(batch)
+
+    async def _append_somehow(self, lines: bytes) -> None:
+        """Append ``lines`` to the spool; out of file descriptors, with the one kept in reserve."""
+        try:
+            await asyncio.to_thread(self._append, lines)
+            return
+        except OSError as failure:
+            if failure.errno not in (errno.EMFILE, errno.ENFILE) or self._reserve is None:
+                raise
+        os.close(self._reserve)
+        self._reserve = None
+        try:
+            await asyncio.to_thread(self._append, lines)
+        finally:
+            with contextlib.suppress(OSError):
+                self._reserve = os.open(os.devnull, os.O_RDONLY)
 
     def _append(self, lines: bytes) -> None:
         while True:

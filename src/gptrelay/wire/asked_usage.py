@@ -45,10 +45,11 @@ def is_usage_only(event: bytes) -> bool:
     return (USAGE_ONLY[0] in event or USAGE_ONLY[1] in event) and MARK in event
 
 
-def without_usage(events: bytes) -> bytes:
+def without_usage(events: bytes, holds_usage: bool | None = None) -> bytes:
     """Whole events without the usage-only chunk and without ``"usage":null``. Only the event around
-    a ``"choices":[]`` is looked at: a read of many events costs a few scans, not a split."""
-    if MARK not in events:  # no usage in these events: only the nulls to take out
+    a ``"choices":[]`` is looked at: a read of many events costs a few scans, not a split.
+    ``holds_usage``: whether ``MARK`` is in ``events``, when the caller has looked already."""
+    if not (MARK in events if holds_usage is None else holds_usage):  # only the nulls to take out
         return events.replace(NULL_USAGE, b"")
     ends = _ENDS if b"\r" in events else _LF_END
     for marker in USAGE_ONLY:
