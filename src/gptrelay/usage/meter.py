@@ -18,7 +18,7 @@ from typing import Any
 from gptrelay.auth.caller import ANONYMOUS, OWNER, Caller
 from gptrelay.usage.accounting import Accounting
 from gptrelay.usage.records import Outcome, UsageRecord
-from gptrelay.wire.tokens import estimate, reported
+from gptrelay.wire.tokens import count, estimate, reported
 
 
 class Meter:
@@ -49,8 +49,8 @@ class Meter:
     def count(self, usage: dict[str, Any] | None, pieces: int) -> None:
         """The upstream's ``usage`` object if it sent one, else ``pieces`` of reply for an estimate."""
         if usage:
-            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-            if isinstance(prompt, int) and isinstance(completion, int):
+            prompt, completion = count(usage.get("prompt_tokens")), count(usage.get("completion_tokens"))
+            if prompt is not None and completion is not None:
                 self.prompt, self.completion = prompt, completion
                 return
         self.reply_size = pieces

@@ -74,19 +74,23 @@ class CompletionReader:
             return None
         choices = chunk.get("choices")
         if choices:
-            choice = choices[0]
+            # Parts of another shape than OpenAI's (a choice, delta or usage that is no object,
+            # content or a finish reason that is no string) say nothing: they are passed over.
+            choice = choices[0] if isinstance(choices, list) else None
+            if not isinstance(choice, dict):
+                return None
             reason = choice.get("finish_reason")
-            if reason:
+            if reason and isinstance(reason, str):
                 self.finish_reason = reason
             delta = choice.get("delta")
-            if delta:
+            if delta and isinstance(delta, dict):
                 content = delta.get("content")
-                if content:
+                if content and isinstance(content, str):
                     self.pieces += 1
-                    return content  # type: ignore[no-any-return]
+                    return content
             return None
         usage = chunk.get("usage")
-        if usage:
+        if usage and isinstance(usage, dict):
             self.usage = usage
             return None
         message = error_message(chunk)

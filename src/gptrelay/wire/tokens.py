@@ -13,8 +13,11 @@ from __future__ import annotations
 import re
 
 MARK = b'_tokens"'  # in every usage object; a read without it holds none
-_PROMPT = re.compile(rb'"(?:prompt|input)_tokens"\s*:\s*(\d+)')
-_COMPLETION = re.compile(rb'"(?:completion|output)_tokens"\s*:\s*(\d+)')
+MOST = 10**15 - 1
+"""The largest count taken as one: a number past it (a hostile or broken upstream's) is no count, so it
+can neither fail a usage batch in the database (BIGINT) nor cost a conversion of thousands of digits."""
+_PROMPT = re.compile(rb'"(?:prompt|input)_tokens"\s*:\s*(\d{1,15})(?!\d)')
+_COMPLETION = re.compile(rb'"(?:completion|output)_tokens"\s*:\s*(\d{1,15})(?!\d)')
 
 
 def reported(data: bytes) -> tuple[int, int] | None:
@@ -30,6 +33,13 @@ def reported(data: bytes) -> tuple[int, int] | None:
         return None
     completions = _COMPLETION.findall(data)
     return int(prompts[-1]), int(completions[-1]) if completions else 0
+
+
+def count(value: object) -> int | None:
+    """``value`` if it is a token count (a whole number from 0 to ``MOST``, not a boolean), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MOST:
+        return value
+    return None
 
 
 def estimate(size: int) -> int:
