@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import openai
 import orjson
 import pytest
 
 from gptrelay.fake import chunks, replies
+from gptrelay.routes.chatgpt import KEEPALIVE
 from gptrelay.wire.sse import SSEDecoder
 from tests.conftest import RunningRelay
 from tests.helpers import user
@@ -93,8 +95,36 @@ def test_cut_stream_ends_with_an_error_event_and_done(relay: Relay) -> None:
 def test_ping_comments_while_the_upstream_thinks(relay: Relay) -> None:
     _, reads = raw_events(relay(keepalive_interval=0.1), "/scenario slow-first seconds=0.45")
     body = b"".join(reads)
-    assert body.startswith(b": ping\n\n: ping\n\n")
+    assert body.startswith(KEEPALIVE * 2) and KEEPALIVE.startswith(b": ping")
     assert body.endswith(chunks.DONE)
+    # A comment to every SSE parser: the events are the upstream's alone.
+    def events(stream: bytes) -> list[tuple[str, str]]:
+        return [(event.event, event.data) for event in SSEDecoder().feed(stream)]
+
+    assert events(body) == events(body.replace(KEEPALIVE, b""))
+    # And a chunk with an empty delta to a client that splits each read on "data: " (the seed page).
+    for piece in KEEPALIVE.decode().strip().split("data: ")[1:]:
+        assert orjson.loads(piece)["choices"][0]["delta"] == {}
+
+
+class _ToChatgpt(httpx.HTTPTransport):
+    """Sends the SDK's /chat/completions to the relay's /chatgpt."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(path="/chatgpt")
+        return super().handle_request(request)
+
+
+def test_the_openai_sdk_reads_through_the_keepalives(relay: Relay) -> None:
+    r = relay(keepalive_interval=0.1)
+    client = openai.OpenAI(base_url=f"{r.url}/v1", api_key=r.key, http_client=httpx.Client(transport=_ToChatgpt()))
+    prompt = "/scenario slow-first seconds=0.45"
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}],
+                                            stream=True)
+    chunks_read = list(stream)
+    assert all(chunk.id for chunk in chunks_read)  # no chunk made of a keep-alive
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks_read if chunk.choices)
+    assert text == replies.text_for("demo", user(prompt))
 
 
 def test_seed_client_reads_text(relay: Relay) -> None:

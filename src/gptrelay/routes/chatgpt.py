@@ -1,7 +1,9 @@
 """``POST /chatgpt``: the upstream's server-sent events, relayed unchanged, event by event.
 
 Each event is written whole (with any comment lines just before it), so a
-client that parses every network read on its own never sees half an event.
+client that parses every network read on its own never sees half an event,
+and the keep-alive written while the upstream thinks is one such client can
+read too (``KEEPALIVE``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from gptrelay.errors import RelayError, StreamCut, report
-from gptrelay.http.streaming import SSE_DONE, SSE_PING, Stream, sse_error
+from gptrelay.http.streaming import SSE_DONE, Stream, sse_error
 from gptrelay.routes.chat_request import open_chat, read_chat_request
 from gptrelay.state import METER
 from gptrelay.usage.meter import Meter
@@ -21,12 +23,18 @@ from gptrelay.wire.sse import Event, SSEDecoder
 from gptrelay.wire.tokens import MARK
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
+KEEPALIVE = b': ping data: {"choices":[{"index":0,"delta":{},"finish_reason":null}]}\n\n'
+"""What keeps the connection alive while the upstream is silent before its first token: a comment line,
+which every SSE parser (EventSource, the SDKs) skips, that also holds ``data: `` and an empty chunk.
+Clients that split each network read on ``"data: "`` and parse every piece (the seed blog page does,
+and asks for its next read only from a piece that parsed) find a chunk with an empty delta in it, as
+in OpenAI's own first and last chunks, and read on; after a bare ``: ping`` they stop reading for good."""
 
 
 async def chatgpt(request: web.Request) -> web.StreamResponse:
     asked = await read_chat_request(request)
     meter = request[METER]
-    stream = Stream(request, CONTENT_TYPE, SSE_PING)
+    stream = Stream(request, CONTENT_TYPE, KEEPALIVE)
     done = SSE_DONE  # the end of the stream, written once the usage record is committed
     try:
         async with await open_chat(request, asked.payload, stream) as upstream:
