@@ -22,7 +22,11 @@ def iso_ms(when: datetime) -> str:
 
 
 def _cut(text: str | None, length: int) -> str | None:
-    return None if text is None else text[:length]
+    """``text`` fit for a column of ``length`` characters. A NUL (a client may name a model
+    ``"gpt\\u0000"``) becomes U+FFFD: PostgreSQL refuses NUL in text, and would refuse the batch."""
+    if text is None:
+        return None
+    return (text.replace("\0", "\ufffd") if "\0" in text else text)[:length]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,7 @@ class UsageRecord:
     def row(self) -> dict[str, Any]:
         """The ``usage`` table's columns (the time in UTC: SQLite keeps no zone). Text is cut to the columns'
         lengths: PostgreSQL refuses longer text, and one refused row would fail its whole batch."""
-        return {"time": utc(self.time), "key_name": _cut(self.key, 64), "route": self.route[:32],
+        return {"time": utc(self.time), "key_name": _cut(self.key, 64), "route": _cut(self.route, 32),
                 "model": _cut(self.model, 200),
                 "status": self.status, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "estimated": self.estimated,
