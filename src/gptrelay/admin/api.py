@@ -75,8 +75,11 @@ def key_fields(body: dict[str, Any]) -> KeyFields:
     for field in ("models", "origins"):
         if field in body:
             value = body[field]
-            if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-                raise Unprocessable(f"{field} must be an array of strings, or null for none")
+            # Each item as the document says it: the CLI's lists may hold blanks and spaces, not the API's.
+            if value is not None and (not isinstance(value, list) or not all(
+                    isinstance(v, str) and v and v == v.strip() for v in value)):
+                raise Unprocessable(f"{field} must be an array of non-empty strings without surrounding spaces, "
+                                    "or null for none")
             fields[field] = value
     if "expires_at" in body and "ttl_seconds" in body:
         raise Unprocessable("give expires_at or ttl_seconds, not both")
@@ -167,6 +170,10 @@ async def usage(request: web.Request) -> web.Response:
     """``GET /admin/api/usage?by=&key=&since=&until=``: the rows of ``gptrelay usage --json``."""
     store = admin_store(request)
     query = request.query
+    unknown = set(query) - USAGE_QUERY
+    if unknown:  # a misspelt filter (?keys=alice) must not answer with everyone's usage
+        names = ", ".join(sorted(repr(name[:40]) for name in unknown)[:5])
+        raise Unprocessable(f"unknown query parameters: {names}; known: {', '.join(sorted(USAGE_QUERY))}")
     by = query.get("by", "key")
     if by not in BY:
         raise Unprocessable(f"'by' must be one of {', '.join(BY)}")
@@ -183,6 +190,9 @@ async def upstreams(request: web.Request) -> web.Response:
     and how often each failed."""
     admin_store(request)
     return json_response({"data": request.app[UPSTREAM].state()})
+
+
+USAGE_QUERY = frozenset({"by", "key", "since", "until"})
 
 
 def admin_routes() -> tuple[Route, ...]:
