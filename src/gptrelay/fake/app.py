@@ -130,7 +130,10 @@ class FakeUpstream:
             if parsed.name == "error":
                 self._record(request)
                 return scenario_error(parsed)
-        result: web.StreamResponse = await handler(request)
+        try:
+            result: web.StreamResponse = await handler(request)
+        except BadBody as error:  # what OpenAI refuses with 400, never a 500 of the fake's own
+            return error_response(400, str(error))
         return result
 
     async def show_log(self, request: web.Request) -> web.Response:
@@ -150,10 +153,9 @@ class FakeUpstream:
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return error_response(400, "We could not parse the JSON body of your request.")
+        body = json_object(raw)
+        if not isinstance(body.get("messages"), list):
+            raise BadBody("Missing required parameter: 'messages'.")
         record = self._record(request, body, len(raw))
         scenario, index = find_scenario(body, self.forced(request) or request.headers.get("x-fake-scenario"))
         model = str(body.get("model") or "gpt-4o-mini")
@@ -310,7 +312,7 @@ class FakeUpstream:
                                   "owned_by": "openai"})
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        body = await request.json(loads=orjson.loads)
+        body = json_object(await request.read())
         self._record(request, body)
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) else [inputs]
@@ -319,7 +321,7 @@ class FakeUpstream:
             for n, _ in enumerate(items)], "usage": {"prompt_tokens": 3, "total_tokens": 3}})
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json(loads=orjson.loads)
+        body = json_object(await request.read())
         self._record(request, body)
         model = str(body.get("model") or "gpt-4o-mini")
         text_pieces = replies.pieces("Hello from the Responses API.")
@@ -371,7 +373,7 @@ class FakeUpstream:
         return response
 
     async def speech(self, request: web.Request) -> web.Response:
-        body = await request.json(loads=orjson.loads)
+        body = json_object(await request.read())
         self._record(request, body)
         audio = b"ID3\x04\x00" + bytes(range(256)) * 16
         return web.Response(body=audio, content_type="audio/mpeg")
@@ -400,6 +402,20 @@ class FakeUpstream:
         # would send this back on its next request.
         response.set_cookie("__cf_bm", "fake-bot-management", path="/", httponly=True)
         return response
+
+
+class BadBody(Exception):
+    """A request body OpenAI would refuse with 400 (its message)."""
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadBody("We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise BadBody("Invalid type for the request body: expected an object.")
+    return body
 
 
 def error_response(status: int, message: str | None = None, code: str | None = None,
