@@ -3,6 +3,7 @@ answers with any event stream a test gives it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import orjson
@@ -17,21 +18,24 @@ class ScriptedUpstream:
     """An upstream that answers each chat with the event stream it was given for that prompt."""
 
     def __init__(self) -> None:
-        self.replies: dict[str, bytes] = {}
+        self.replies: dict[str, list[bytes]] = {}
         self.url = ""
 
-    def reply(self, stream: bytes) -> str:
-        """The prompt that gets ``stream`` as its reply."""
+    def reply(self, *writes: bytes) -> str:
+        """The prompt that gets ``writes`` as its reply, each written on its own (with a pause)."""
         prompt = f"reply {len(self.replies)}"
-        self.replies[prompt] = stream
+        self.replies[prompt] = list(writes)
         return prompt
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
-        stream = self.replies[body["messages"][-1]["content"]]
+        writes = self.replies[body["messages"][-1]["content"]]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        await response.write(stream)
+        for n, data in enumerate(writes):
+            if n:
+                await asyncio.sleep(0.001)  # so that the relay reads the writes apart
+            await response.write(data)
         await response.write_eof()
         return response
 

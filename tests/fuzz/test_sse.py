@@ -14,7 +14,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gptrelay.wire.sse import Event, SSEDecoder
+from gptrelay.wire.sse import Event, SSEDecoder, ends_an_event, terminated
 from tests.fuzz.profiles import budget
 
 # Pieces that make up interesting event streams; anything else comes from st.binary().
@@ -165,3 +165,14 @@ def expected(events: list[tuple[Fields, bool, bool]]) -> list[tuple[str, str, st
         out.append(("\n".join(value(line) for line in data.split("\n")),
                     (value(kind) if kind is not None else "") or "message", last_id, retry))
     return out
+
+
+@budget()
+@given(streams)
+def test_an_event_written_after_terminated_bytes_is_read_whole(stream: bytes) -> None:
+    ended = terminated(stream)
+    assert ended.startswith(stream) and ends_an_event(ended)
+    events = reference(ended + b"data: [DONE]\n\n")
+    assert events[-1][0] == "[DONE]"
+    if ends_an_event(stream):
+        assert ended == stream

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gptrelay.wire.sse import SSEDecoder
@@ -15,6 +15,7 @@ from tests.conftest import RunningRelay
 from tests.fuzz.conftest import ScriptedUpstream
 from tests.fuzz.profiles import budget
 from tests.fuzz.test_completions import event_data
+from tests.fuzz.test_sse import cut, reference, streams
 from tests.helpers import assert_well_formed, chat, user
 
 Relay = Callable[..., RunningRelay]
@@ -59,5 +60,33 @@ def test_any_chunks_over_sockets(relay: Relay, scripted_upstream: ScriptedUpstre
     @given(events=st.lists(event_data(), max_size=4))
     def check(events: list[bytes | str]) -> None:
         check_both_routes(r, scripted_upstream, stream_of(events))
+
+    check()
+
+
+def test_chatgpt_relays_any_stream_cut_anywhere_event_for_event(relay: Relay,
+                                                                scripted_upstream: ScriptedUpstream) -> None:
+    """A client that asked for the usage chunk itself gets the upstream's events unchanged, each
+    read holding whole events, whatever the upstream's bytes and however its writes cut them."""
+    r = relay(openai_base_url=scripted_upstream.url)
+
+    @budget(10)
+    @example(stream=b'data: {"a":1}', points=[])  # ended inside its last event: [DONE] is still an event
+    @example(stream=b"data: [DONE]\r", points=[])
+    @given(stream=streams.filter(lambda s: b"_tokens" not in s), points=st.lists(st.integers(min_value=0),
+                                                                               max_size=6))
+    def check(stream: bytes, points: list[int]) -> None:
+        prompt = scripted_upstream.reply(*cut(stream, points))
+        body = {**user(prompt), "stream_options": {"include_usage": True}}
+        with httpx.stream("POST", f"{r.url}/chatgpt", json=body, headers=r.auth, timeout=20) as response:
+            reads = list(response.iter_raw())
+        assert response.status_code == 200
+        sent = [event for event in reference(stream) if event[0] != "[DONE]"]
+        got = reference(b"".join(reads))
+        assert got[-1][0] == "[DONE]" and [event for event in got if event[0] != "[DONE]"] == sent
+        for read in reads[:-1]:  # each read whole events (the last may hold what the upstream left open)
+            decoder = SSEDecoder()
+            decoder.feed(read)
+            assert decoder.rest.strip(b"\r\n") == b"" or not decoder.feed(b"\n\n"), read
 
     check()

@@ -19,7 +19,7 @@ from gptrelay.state import METER
 from gptrelay.usage.meter import Meter
 from gptrelay.wire.asked_usage import NULL_USAGE, is_usage_only
 from gptrelay.wire.completions import DONE
-from gptrelay.wire.sse import Event, SSEDecoder
+from gptrelay.wire.sse import Event, SSEDecoder, terminated
 from gptrelay.wire.tokens import MARK
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
@@ -49,10 +49,11 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
                 return stream.write(data) if data else None
 
             await upstream.pump(forward)
-            tail = relay.hold_done(decoder.flush()) + decoder.rest
+            # What the upstream left open when it ended is ended here: [DONE] must be an event of its own.
+            tail = terminated(relay.hold_done(decoder.flush()) + decoder.rest)
             if tail:
                 await stream.write(tail)
-            done = relay.done or SSE_DONE
+            done = terminated(relay.done) or SSE_DONE
             meter.reply_size = relay.pieces
     except RelayError as error:
         if not stream.started:

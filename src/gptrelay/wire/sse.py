@@ -22,6 +22,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _BOM = b"\xef\xbb\xbf"
+_LINE_ENDS = (b"\r\n", b"\n", b"\r")
+
+
+def ends_an_event(data: bytes) -> bool:
+    """Whether ``data`` ends with a blank line (or is empty): what follows it is read as new lines of a
+    new event, not as the rest of an open line or event."""
+    for end in _LINE_ENDS:
+        if data.endswith(end):
+            head = data[:-len(end)]
+            return not head or head.endswith(_LINE_ENDS[1:])
+    return not data
+
+
+def terminated(data: bytes) -> bytes:
+    """``data`` with its last line and event ended, if a stream stopped inside them: so that an event
+    written after it (the relay's own ``[DONE]`` or error) is not glued to a half line."""
+    if ends_an_event(data):
+        return data
+    return data + (b"\n" if data.endswith(b"\n") else b"\n\n")
 
 
 @dataclass(slots=True)
