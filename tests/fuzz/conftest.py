@@ -13,6 +13,8 @@ from aiohttp import web
 from tests.conftest import LoopThread
 from tests.fuzz import profiles  # noqa: F401  (registers and loads the profile)
 
+CUT = b""  # a write of nothing: the upstream's connection breaks there
+
 
 class ScriptedUpstream:
     """An upstream that answers each chat with the event stream it was given for that prompt."""
@@ -35,6 +37,10 @@ class ScriptedUpstream:
         for n, data in enumerate(writes):
             if n:
                 await asyncio.sleep(0.001)  # so that the relay reads the writes apart
+            if data == CUT:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
             await response.write(data)
         await response.write_eof()
         return response

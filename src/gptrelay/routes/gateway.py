@@ -27,6 +27,7 @@ from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 from gptrelay.usage.meter import Meter
 from gptrelay.wire.asked_usage import WholeEvents, body_asking_for_usage, without_usage
+from gptrelay.wire.sse import terminated
 from gptrelay.wire.tokens import MARK
 
 # Bodies up to this size are read whole (they are JSON, almost always); larger ones stream.
@@ -119,7 +120,8 @@ async def gateway(request: web.Request) -> web.StreamResponse:
                 if request.transport is not None:
                     request.transport.close()
                 return response
-            await response.write(sse_error(error))
+            assert isinstance(end, _StreamEnd)  # (a body's returned above)
+            await end.fail(error)
         await end.finish()
     await response.write_eof()
     return response
@@ -141,12 +143,13 @@ class _StreamEnd:
     the usage chunk itself, the client gets the stream without it (``wire.asked_usage``): whole
     events then, the bytes of one cut by a network read going with the read that completes it."""
 
-    __slots__ = ("_done", "_meter", "_whole", "_write")
+    __slots__ = ("_done", "_end", "_meter", "_whole", "_write")
 
     def __init__(self, meter: Meter, response: web.StreamResponse, hide_usage: bool = False) -> None:
         self._meter = meter
         self._write = response.write
         self._done = b""
+        self._end = b""  # the last bytes written (at least 4 when there are): whether an event is open
         self._whole = WholeEvents() if hide_usage else None
 
     def write(self, chunk: bytes) -> Awaitable[None] | None:
@@ -167,7 +170,16 @@ class _StreamEnd:
             chunk = chunk[:-len(SSE_DONE)]
             if not chunk:
                 return None
+        self._end = chunk if len(chunk) >= 4 else (self._end + chunk)[-4:]
         return self._write(chunk)
+
+    async def fail(self, error: RelayError) -> None:
+        """The upstream broke off: the half event it left is dropped (when events are held whole) or
+        ended (when reads went on as they came), and the relay's error event follows, whole."""
+        if self._whole is not None:
+            self._whole.rest = b""
+        end = self._end
+        await self._write(terminated(end)[len(end):] + sse_error(error))
 
     async def finish(self) -> None:
         if self._whole is not None and self._whole.rest:  # the upstream stopped inside an event
