@@ -18,7 +18,7 @@ from aiohttp import web
 
 from gptrelay.fake import replies
 from gptrelay.routes import chatgpt
-from tests.browser.test_clients import SEED_BLOG, page_host  # noqa: F401  (a fixture)
+from tests.browser.test_clients import SEED_BLOG, SEED_CHAT, page_host  # noqa: F401  (a fixture)
 from tests.conftest import LoopThread, RunningRelay
 
 Relay = Callable[..., RunningRelay]
@@ -54,6 +54,17 @@ def test_a_bare_ping_comment_stops_the_seed_page(relay: Relay, page_host: Callab
     assert request.response().body().endswith(b"data: [DONE]\n\n")  # the whole reply reached the browser
     page.evaluate("new Promise(resolve => setTimeout(resolve, 0))")  # every read the page asked for is in
     assert page.evaluate("document.getElementById('output').textContent") == ""
+
+
+def test_the_seed_readme_client_reads_on_through_chat_keepalives(
+        relay: Relay, page_host: Callable[[str], str], new_context: Any) -> None:  # noqa: F811
+    """The other seed's client, on ``/chat``: its keep-alive, an empty content frame, is a frame like any."""
+    r = relay(authorization_key=None, keepalive_interval=0.2)
+    page = new_context().new_page()
+    page.goto(page_host(SEED_CHAT.replace("RELAY", r.url).replace("/scenario chinese", SLOW)))
+    page.evaluate("window.finished")
+    expected = replies.text_for("demo", {"messages": [{"role": "user", "content": SLOW}]})
+    assert page.evaluate("document.body.innerText") == expected
 
 
 def test_eventsource_skips_the_keepalive(loop_thread: LoopThread, new_context: Any) -> None:
