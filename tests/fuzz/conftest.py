@@ -13,17 +13,22 @@ from aiohttp import web
 from tests.conftest import LoopThread
 from tests.fuzz import profiles  # noqa: F401  (registers and loads the profile)
 
-CUT = b""  # a write of nothing: the upstream's connection breaks there
+
+class Cut:
+    """In a scripted reply: the upstream's connection breaks there."""
+
+
+CUT = Cut()
 
 
 class ScriptedUpstream:
     """An upstream that answers each chat with the event stream it was given for that prompt."""
 
     def __init__(self) -> None:
-        self.replies: dict[str, list[bytes]] = {}
+        self.replies: dict[str, list[bytes | Cut]] = {}
         self.url = ""
 
-    def reply(self, *writes: bytes) -> str:
+    def reply(self, *writes: bytes | Cut) -> str:
         """The prompt that gets ``writes`` as its reply, each written on its own (with a pause)."""
         prompt = f"reply {len(self.replies)}"
         self.replies[prompt] = list(writes)
@@ -37,7 +42,7 @@ class ScriptedUpstream:
         for n, data in enumerate(writes):
             if n:
                 await asyncio.sleep(0.001)  # so that the relay reads the writes apart
-            if data == CUT:
+            if isinstance(data, Cut):
                 assert request.transport is not None
                 request.transport.abort()
                 return response
