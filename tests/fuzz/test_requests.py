@@ -230,3 +230,15 @@ def test_the_relay_serves_on_after_every_raw_request(relay: Relay) -> None:
         assert orjson.loads(reply.text.splitlines()[-1])["content"] == "[DONE]"
 
     check()
+
+
+@pytest.mark.parametrize("path", ["/admin/api/keys/known", "/v1/models", "/chat"])
+def test_a_malformed_request_is_refused_in_openais_envelope(relay: Relay, path: str) -> None:
+    """Found by schemathesis on the admin API (an invalid Content-Length): the answer is the error
+    shape the admin API documents, JSON, like every error the relay answers with."""
+    r = relay(authorization_key=KEY, admin_key="fuzz-admin-key-0123456789")
+    status, body = exchange(r.url, f"DELETE {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                                   "Content-Length: V\r\n\r\n".encode())
+    assert status == 400
+    assert orjson.loads(body)["error"]["type"] == "invalid_request_error"
+    assert KEY.encode() not in body

@@ -3,7 +3,8 @@
 aiohttp answers a request it cannot parse (bare-LF line endings, a NUL in a
 header, HTTP/0.9, a line too long) with 400, but logs the raw request (access
 key included) with a traceback and echoes it in the body. Here it is one log
-line naming the kind of mistake, and a body that repeats nothing of the request.
+line naming the kind of mistake, and a body that repeats nothing of the request,
+in OpenAI's error envelope like every other error the relay answers with.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
+
+from gptrelay.errors import BadRequest
 
 log = logging.getLogger("gptrelay")
 
@@ -25,7 +29,8 @@ class RequestHandler(web.RequestHandler):
             return super().handle_error(request, status, exc, message)
         log.info("malformed request from %s: %s (%d)", request.remote, type(exc).__name__, status)
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        response = web.Response(status=status, text=f"{status} {phrase}: malformed HTTP request\n")
+        error = BadRequest(f"{status} {phrase}: malformed HTTP request")
+        response = web.Response(status=status, body=orjson.dumps(error.envelope()), content_type="application/json")
         response.force_close()
         return response
 
