@@ -341,6 +341,7 @@ class FakeUpstream:
     async def upload(self, request: web.Request) -> web.Response:
         """A multipart upload, read as a stream and hashed."""
         record = self._record(request)
+        multipart_body(request)
         reader = await request.multipart()
         digest, size, filename, purpose = hashlib.sha256(), 0, "", ""
         async for part in reader:
@@ -380,6 +381,7 @@ class FakeUpstream:
 
     async def transcription(self, request: web.Request) -> web.Response:
         record = self._record(request)
+        multipart_body(request)
         form = await request.post()
         upload = form.get("file")
         size = len(upload.file.read()) if isinstance(upload, web.FileField) else 0
@@ -416,6 +418,11 @@ def json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadBody("Invalid type for the request body: expected an object.")
     return body
+
+
+def multipart_body(request: web.Request) -> None:
+    if not request.content_type.startswith("multipart/"):
+        raise BadBody("Invalid Content-Type header, expected multipart/form-data.")
 
 
 def error_response(status: int, message: str | None = None, code: str | None = None,
