@@ -174,7 +174,8 @@ class UpstreamKeyRefused(UpstreamStatus):
     def __init__(self, status: int, reason: str | None = None) -> None:
         because = f" ({reason})" if reason else ""
         super().__init__(status, f"the upstream refused the relay's own API key{because}, with status {status}: "
-                                 "the relay's operator must check its upstream key (OPENAI_API_KEY). "
+                                 "the relay's operator must check its upstream keys (OPENAI_API_KEY, or the keys "
+                                 "in gptrelay.toml). "
                                  "The key you sent to the relay was accepted.")
 
 
