@@ -11,6 +11,8 @@ from typing import Any
 from soakload import Tally
 
 MiB = 2**20
+# A relay process keeps at most this many database connections: SQLAlchemy's pool (5) and the usage writer's.
+DATABASE_CONNECTIONS = 6
 
 
 def rss_growth(data: dict[str, Any]) -> tuple[int, int, float] | None:
@@ -52,9 +54,14 @@ def checks(data: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
               f"{first / MiB:.1f} MiB at 10% → {last / MiB:.1f} MiB at the end: {pct:+.1f}% "
               f"(at most {args.max_rss_growth:g}%)")
     leaked = end["rest"] - base["rest"]
+    more = {kind: n - base["descriptors"].get(kind, 0) for kind, n in end["descriptors"].items()
+            if n > base["descriptors"].get(kind, 0)}
     check("file descriptors", leaked <= 0 and end["client"] == 0,
-          f"{base['rest']} at the baseline, {end['rest']} at the end (client and upstream connections apart), "
-          f"{end['client']} client connections left")
+          f"{base['rest']} at the baseline, {end['rest']} at the end (client, upstream and database connections "
+          f"apart), {end['client']} client connections left" + (f"; more at the end: {more}" if leaked > 0 else ""))
+    bound = DATABASE_CONNECTIONS * args.workers
+    check("database connections", end["database"] <= bound,
+          f"{base['database']} at the baseline, {end['database']} at the end (its pools keep at most {bound})")
     pooled = "after the pool's keep-alive" if end["pool_waited"] else "idle in the pool (no keep-alive wait)"
     upstream_ok = (end["upstream_in_progress"] == 0 and end["upstream_close_wait"] == 0
                    and (end["upstream"] == 0 if end["pool_waited"] else end["upstream"] <= args.clients))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -142,13 +143,13 @@ class Relay:
     def rss(self) -> int:
         return h.rss_bytes(self.pid)
 
-    def held(self) -> dict[str, int]:
+    def held(self) -> dict[str, Any]:
         """The relay's open file descriptors (its whole process tree), and its TCP connections by kind."""
-        out = {"fds": 0, "client": 0, "upstream": 0, "upstream_close_wait": 0, "database": 0, "redis": 0,
-               "other_sockets": 0}
+        files = self.descriptors()
+        out: dict[str, Any] = {"fds": sum(files.values()), "client": 0, "upstream": 0, "upstream_close_wait": 0,
+                               "database": 0, "redis": 0, "other_sockets": 0, "descriptors": files}
         for proc in h.tree(self.pid):
             with contextlib.suppress(psutil.NoSuchProcess):
-                out["fds"] += proc.num_fds()
                 for conn in proc.net_connections(kind="tcp"):
                     if conn.status == psutil.CONN_LISTEN:
                         out["other_sockets"] += 1
@@ -164,8 +165,30 @@ class Relay:
                         out["redis"] += 1
                     else:
                         out["other_sockets"] += 1
-        out["rest"] = out["fds"] - out["client"] - out["upstream"]  # what must not grow
+        if self.storage.kind == "sqlite":  # a connection holds the file and its WAL (the shared memory is shared)
+            database = str(self.workdir / "gptrelay.db")
+            out["database"] = files.get(database, 0)
+            out["database_fds"] = sum(n for name, n in files.items() if name.startswith(database))
+        else:
+            out["database_fds"] = out["database"]
+        # What must not grow at all: the rest. Client and upstream connections are counted apart, and the
+        # database's, which its connection pools keep up to a bound.
+        out["rest"] = out["fds"] - out["client"] - out["upstream"] - out["database_fds"]
         return out
+
+    def descriptors(self) -> dict[str, int]:
+        """The relay's open file descriptors by what they are: a file's path, or a socket's, pipe's or
+        anonymous inode's kind (``socket``, ``pipe``, ``anon_inode:[eventfd]``)."""
+        found: dict[str, int] = {}
+        for proc in h.tree(self.pid):
+            fd_dir = Path(f"/proc/{proc.pid}/fd")
+            with contextlib.suppress(OSError):
+                for entry in fd_dir.iterdir():
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(entry)
+                        kind = target.partition(":[")[0] if target.startswith(("socket:", "pipe:")) else target
+                        found[kind] = found.get(kind, 0) + 1
+        return found
 
     def upstream_counts(self) -> dict[str, int]:
         url = f"http://127.0.0.1:{self.upstream_port}/_soak/stats"
@@ -178,6 +201,7 @@ class Relay:
         progress, (``wait_pool``) no upstream connection is left, and (``baseline``) the other
         descriptors are back to the baseline's; then what the relay holds."""
         began = time.monotonic()
+        previous: dict[str, Any] = {}
         while True:
             state: dict[str, Any] = self.held()
             upstream = self.upstream_counts()
@@ -185,7 +209,9 @@ class Relay:
             state["upstream_requests"] = upstream["requests"]
             state["upstream_gone"] = upstream["gone"]
             state["upstream_side_connections"] = upstream["connections"] - 1  # less this very request's
-            settled = (state["client"] == 0 and state["upstream_in_progress"] == 0
+            steady = all(previous.get(k) == state[k] for k in ("fds", "rest", "upstream"))  # twice alike
+            previous = state
+            settled = (steady and state["client"] == 0 and state["upstream_in_progress"] == 0
                        and (not wait_pool or state["upstream"] == 0)
                        and (baseline is None or state["rest"] <= baseline["rest"]))
             waited = time.monotonic() - began
