@@ -29,6 +29,7 @@ Writes ``soak.md`` and ``soak.json`` under ``--out`` (default bench/results/), l
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import threading
@@ -82,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --storage pg: a Redis URL to use instead of a private redis-server "
                              "(its database is emptied: never give db 0 of a shared Redis)")
     parser.add_argument("--max-rss-growth", type=float, default=5.0, help="percent (default 5)")
+    parser.add_argument("--relay-cmd", default="",
+                        help="command that runs the relay's CLI instead of the gptrelay entry point, e.g. "
+                             "\"python bench/experiments/small_sqlite_cache.py\"")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="results directory")
     args = parser.parse_args(argv)
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("soak-relay.log", "soak-upstream.log", "soak-redis.log"):
         (logs / name).unlink(missing_ok=True)
     h.raise_fd_limit()
-    relay_cmd = gptrelay_cmd()
+    relay_cmd = ([h.PYTHON if w == "python" else str(Path(w).resolve()) if Path(w).is_file() else w
+                  for w in shlex.split(args.relay_cmd)] if args.relay_cmd else gptrelay_cmd())
     workdir = Path(tempfile.mkdtemp(prefix="gptrelay-soak-"))
     with h.cleanup():
         storage = Storage(args.storage, workdir, logs, args.redis)
