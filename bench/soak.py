@@ -75,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1, help="relay worker processes (default 1)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="warm-up requests before the baseline (default 2%% of --requests, 100 to 2,000)")
+    parser.add_argument("--prefill", type=int, default=100_000,
+                        help="usage records put into the database before the relay starts, 40 days old, under a "
+                             "key name of their own: the state of a relay in use (default 100,000; 0: an empty "
+                             "database, where SQLite's page caches fill during the soak)")
     parser.add_argument("--settle", type=float, default=POOL_SWEPT + 5,
                         help="seconds the relay may take to let go of connections after the load (default "
                              f"{POOL_SWEPT + 5:g}: its upstream pool closes idle connections within {POOL_SWEPT:g} s;"
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             keys = {"owner": OWNER_KEY, "wrong": WRONG_KEY}
             for role, (name, options) in KEYS.items():
                 keys[role] = team.create_key(relay_cmd, env, workdir, name, options)
+            storage.prefill(args.prefill)
             names: dict[str, str | None] = {role: name for role, (name, _) in KEYS.items()} | {"owner": None}
             relay = Relay(relay_cmd, env, workdir, logs / "soak-relay.log", args.workers, fake_port, storage)
             relay.start()

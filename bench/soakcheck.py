@@ -103,6 +103,7 @@ def render(data: dict[str, Any], args: argparse.Namespace) -> str:
     lines += [f"| {c['name']} | {'pass' if c['ok'] else '**FAIL**'} | {c['detail']} |" for c in data["checks"]]
     lines += ["", "| figure | value |", "| --- | --- |",
               f"| duration | {data['elapsed_s']:.0f} s (+ a warm-up of {data['warmup']:,} requests) |",
+              f"| usage records in the database before the soak | {args.prefill:,} |",
               f"| requests/s | {data['rps']:.0f} (load generator CPU {data['load_cpu_s']:.0f} s, same machine) |"]
     if growth is not None:
         lines.append(f"| relay RSS at 10% / end / growth | {growth[0] / MiB:.1f} MiB / {growth[1] / MiB:.1f} MiB / "

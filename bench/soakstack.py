@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,10 @@ PG_DATABASE = "gptrelay_soak"
 PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_DATABASE}"
 PG_PORT = 5432
 RECORDS = "SELECT key_name, route, status, outcome, count(*) FROM usage GROUP BY 1, 2, 3, 4"
+ARCHIVE_KEY = "soak-archive"  # the records put in before the soak carry this key name, no key's
+PREFILL_PG = """INSERT INTO usage (time, key_name, route, model, status, prompt_tokens, completion_tokens, estimated,
+outcome, ttfb_ms, duration_ms, record_id) SELECT now() - interval '40 days', '{key}', '/v1/chat/completions',
+'gpt-4o-mini', 200, 9, 20, false, 'ok', 5, 20, md5('soak' || g) FROM generate_series(1, {n}) AS g"""
 
 
 class Storage:
@@ -80,6 +86,25 @@ class Storage:
                               check=False)
         return None if done.stdout.strip() == "OK" else f"Redis at {url} did not answer"
 
+    def prefill(self, n: int) -> None:
+        """Put ``n`` usage records, 40 days old, into the database (made and migrated already): the state of
+        a relay in use, whose SQLite page caches are full of an index larger than them."""
+        if n <= 0:
+            return
+        if self.kind == "sqlite":
+            when = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            rows = [(when, ARCHIVE_KEY, "/v1/chat/completions", "gpt-4o-mini", 200, 9, 20, 0, "ok", 5, 20,
+                     uuid.uuid4().hex) for _ in range(n)]
+            with contextlib.closing(sqlite3.connect(self.workdir / "gptrelay.db")) as connection:
+                connection.executemany(
+                    "INSERT INTO usage (time, key_name, route, model, status, prompt_tokens, completion_tokens, "
+                    "estimated, outcome, ttfb_ms, duration_ms, record_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows)
+                connection.commit()
+        else:
+            subprocess.run(["psql", PG_URL, "-qtAc", PREFILL_PG.format(key=ARCHIVE_KEY, n=int(n))],
+                           capture_output=True, text=True, timeout=300, check=True)
+
     def records(self) -> list[dict[str, Any]]:
         """The usage records stored, counted by key, route, status and outcome."""
         if self.kind == "sqlite":
@@ -90,7 +115,7 @@ class Storage:
                                   text=True, timeout=120, check=True)
             rows = [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
         return [{"key": key or None, "route": route, "status": int(status), "outcome": outcome, "count": int(n)}
-                for key, route, status, outcome, n in rows]
+                for key, route, status, outcome, n in rows if key != ARCHIVE_KEY]
 
     def close(self) -> None:
         if self._made_database:

@@ -19,7 +19,8 @@ def run_soak(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_small_soak_on_sqlite_passes_every_check(tmp_path: Path) -> None:
-    done = run_soak(tmp_path, "--requests", "400", "--clients", "20", "--warmup", "100", "--settle", "5")
+    done = run_soak(tmp_path, "--requests", "400", "--clients", "20", "--warmup", "100", "--settle", "5",
+                    "--prefill", "2000")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "soak.json").read_text())
     checks = {check["name"]: check["ok"] for check in report["checks"]}
@@ -37,7 +38,7 @@ def test_a_small_soak_on_sqlite_passes_every_check(tmp_path: Path) -> None:
 def test_a_failed_check_fails_the_run(tmp_path: Path) -> None:
     """A gate: an RSS growth allowance no run can meet makes the exit status non-zero."""
     done = run_soak(tmp_path, "--requests", "200", "--clients", "10", "--warmup", "50", "--settle", "3",
-                    "--max-rss-growth", "-100")
+                    "--prefill", "0", "--max-rss-growth", "-100")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "soak.json").read_text())
     assert [check["name"] for check in report["checks"] if not check["ok"]] == ["RSS growth"]
