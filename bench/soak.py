@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,7 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("interrupted; every soak process stopped", file=sys.stderr)
         sys.exit(130)
+    except Exception:  # the soak could not run (a process that would not start, a tool missing)
+        traceback.print_exc()
+        print("soak: could not run (above: why)", file=sys.stderr)
+        sys.exit(2)
