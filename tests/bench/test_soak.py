@@ -37,7 +37,7 @@ def test_a_small_soak_on_sqlite_passes_every_check(tmp_path: Path) -> None:
 
 def test_a_failed_check_fails_the_run(tmp_path: Path) -> None:
     """A gate: an RSS growth allowance no run can meet makes the exit status non-zero."""
-    done = run_soak(tmp_path, "--requests", "200", "--clients", "10", "--warmup", "50", "--settle", "3",
+    done = run_soak(tmp_path, "--requests", "100", "--clients", "10", "--warmup", "30", "--settle", "3",
                     "--prefill", "0", "--max-rss-growth", "-100")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "soak.json").read_text())
