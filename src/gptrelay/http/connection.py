@@ -8,6 +8,7 @@ line naming the kind of mistake, and a body that repeats nothing of the request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http import HTTPStatus
 
@@ -19,6 +20,16 @@ log = logging.getLogger("gptrelay")
 
 
 class RequestHandler(web.RequestHandler):
+    open = 0  # client connections open in this process (the metrics)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        RequestHandler.open += 1
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        RequestHandler.open -= 1
+        super().connection_lost(exc)
+
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         if not isinstance(exc, HttpProcessingError):  # the relay's own failure: aiohttp's full report
