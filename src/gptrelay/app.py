@@ -182,7 +182,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ACCESS_KEYS] = keys
     admission = app[ADMISSION] = Admission()
     accounting = app[ACCOUNTING] = Accounting(admission)
-    tally = Tally(Metrics(settings.default_model))
+    tally = Tally(Metrics(settings.default_model), settings.access_log)
     app[METRICS] = tally.metrics
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_resources)

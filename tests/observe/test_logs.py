@@ -29,15 +29,19 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[AccessLine]:
 def test_a_text_word_cannot_break_the_line_or_forge_a_field() -> None:
     assert plain("gpt-4o-mini") == "gpt-4o-mini" and plain(12) == "12"
     assert plain('m" key=owner\nPOST') == '"m\\" key=owner\\nPOST"'
-    line = AccessLine(method="POST", path="/v1/a b", status=200, outcome="ok", key="alice", model="x\ny z",
-                      prompt_tokens=None)
-    assert str(line) == 'POST "/v1/a b" 200 ok key=alice model="x\\ny z" prompt_tokens=-'
+    line = AccessLine(method="POST", path="/v1/a b", status=200, outcome="ok", route="/v1/{path}", key="alice",
+                      model="x\ny z", prompt_tokens=None, completion_tokens=3, estimated=True, ttfb_ms=None,
+                      duration_ms=5, request_id='a"b', upstream_request_id=None)
+    assert str(line) == ('POST "/v1/a b" 200 ok route=/v1/{path} key=alice model="x\\ny z" prompt_tokens=- '
+                         'completion_tokens=3 estimated=True ttfb_ms=- duration_ms=5 request_id="a\\"b" '
+                         'upstream_request_id=-')
+    assert str(AccessLine(a=1, b="c d")) == 'a=1 b="c d"'
 
 
 def test_one_line_per_request_with_what_it_used(relay: Relay, store: Store, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=ACCESS)
     alice = store.create("alice")
-    r = relay(database_url=store.url)
+    r = relay(database_url=store.url, access_log=True)
     headers = {"Authorization": f"Bearer {alice}", "X-Request-ID": "mine-1"}
     answered = httpx.post(f"{r.url}/v1/chat/completions", json={"model": "gpt-4o-mini", **user(SECRET)},
                           headers=headers)

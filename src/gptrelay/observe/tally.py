@@ -27,10 +27,11 @@ _INFO = logging.INFO
 
 
 class Tally:
-    __slots__ = ("clock", "metrics")
+    __slots__ = ("access_log", "clock", "metrics")
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, access_log: bool = False) -> None:
         self.metrics = metrics
+        self.access_log = access_log  # ACCESS_LOG (and the logger gptrelay.access must let INFO through)
         self.clock = time.perf_counter  # the door's start of a request, in its units
 
     def done(self, request: web.Request, route: str, started: float, response: web.StreamResponse | None,
@@ -41,7 +42,7 @@ class Tally:
         record = meter.record if meter is not None else None
         status = record.status if record is not None else response.status if response is not None else 499
         self.metrics.finished(route, status, duration, record)
-        if access.isEnabledFor(_INFO):
+        if self.access_log and access.isEnabledFor(_INFO):
             access.info(line(request, route, status, duration, record, response))
 
 
