@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,3 +150,14 @@ def test_access_log_off_by_default_in_a_real_relay(fake_upstream: RunningFake, s
     finally:
         stderr = relay.stop()
     assert ACCESS not in stderr
+
+
+def test_log_format_is_text_or_json(tmp_path: Path) -> None:
+    from gptrelay.settings import Settings
+
+    assert Settings(_env_file=None, log_format="JSON").log_format == "json"  # type: ignore[call-arg]
+    assert Settings(_env_file=None).log_format == "text"  # type: ignore[call-arg]
+    refused = subprocess.run([sys.executable, "-m", "gptrelay", "serve"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "LOG_FORMAT": "xml", "OPENAI_API_KEY": "sk-x"})
+    assert refused.returncode == 2
+    assert refused.stderr == "gptrelay: LOG_FORMAT: Input should be 'text' or 'json' (got 'xml')\n"

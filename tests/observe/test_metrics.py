@@ -181,3 +181,11 @@ def test_the_one_upstream_counts_its_failures_too(observed: Relay) -> None:
                           headers=r.auth).status_code == status
     assert chat(r.url, user("/scenario error status=503"), r.auth).status == 503
     assert value(scrape(r.url), "gptrelay_upstream_failures_total", upstream="openai") == 3  # not the 400
+
+
+def test_only_observe_knows_prometheus_client() -> None:
+    from tests.test_architecture import imports, modules
+
+    for path in modules():
+        if path.parent.name != "observe":
+            assert not any(name.startswith("prometheus_client") for name in imports(path)), path.name
