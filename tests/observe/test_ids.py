@@ -87,3 +87,10 @@ def test_a_request_with_header_bytes_the_relay_refuses_still_gets_an_id(observed
                                 b"Content-Length: 0\r\n\r\n")
     assert reply.status == 400
     assert NEW.fullmatch(reply.header("X-Request-ID") or "")
+
+
+def test_a_malformed_request_gets_an_id_too(observed: Relay) -> None:
+    r = observed()
+    reply = raw_exchange(r.url, b"POST /chat HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}")
+    assert reply.status == 400
+    assert NEW.fullmatch(reply.header("X-Request-ID") or "")

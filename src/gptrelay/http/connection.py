@@ -16,6 +16,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
+from gptrelay.observe.ids import HEADER, new_id
+
 log = logging.getLogger("gptrelay")
 
 
@@ -36,7 +38,8 @@ class RequestHandler(web.RequestHandler):
             return super().handle_error(request, status, exc, message)
         log.info("malformed request from %s: %s (%d)", request.remote, type(exc).__name__, status)
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        response = web.Response(status=status, text=f"{status} {phrase}: malformed HTTP request\n")
+        response = web.Response(status=status, text=f"{status} {phrase}: malformed HTTP request\n",
+                                headers={HEADER: new_id()})  # (no route, so no id from the door)
         response.force_close()
         return response
 
