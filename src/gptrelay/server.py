@@ -18,6 +18,8 @@ from gptrelay.app import create_app, reread
 from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
+from gptrelay.observe.logs import configure as configure_logging
+from gptrelay.observe.workers import share_metrics
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import load
 
@@ -65,7 +67,7 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     # a body left unread (a refused request's) is not drained: the connection closes instead.
     runner = AppRunner(create_app(settings), handler_cancellation=True, auto_decompress=False,
                        lingering_time=0, keepalive_timeout=settings.client_idle_timeout,
-                       access_log=log if settings.access_log else None)
+                       access_log=None)  # ACCESS_LOG: one line a request from the door (gptrelay.observe)
     try:
         await runner.setup()
     except (RefusedStart, StorageError) as error:  # a configuration to fix: one line, status 2
@@ -140,6 +142,7 @@ def run(settings: Settings) -> None:
         return
     _check_port_free(settings)
     print(banner(settings, settings.port), flush=True)
+    share_metrics()  # PROMETHEUS_MULTIPROC_DIR, for the workers to sum their metrics
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings,), daemon=True)
                for _ in range(settings.workers)]
@@ -172,7 +175,7 @@ def run(settings: Settings) -> None:
 def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve(settings, reuse_port=True, announce=False))
 

@@ -8,6 +8,7 @@ line naming the kind of mistake, and a body that repeats nothing of the request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http import HTTPStatus
 
@@ -15,17 +16,30 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
+from gptrelay.observe.ids import HEADER, new_id
+
 log = logging.getLogger("gptrelay")
 
 
 class RequestHandler(web.RequestHandler):
+    open = 0  # client connections open in this process (the metrics)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        RequestHandler.open += 1
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        RequestHandler.open -= 1
+        super().connection_lost(exc)
+
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         if not isinstance(exc, HttpProcessingError):  # the relay's own failure: aiohttp's full report
             return super().handle_error(request, status, exc, message)
         log.info("malformed request from %s: %s (%d)", request.remote, type(exc).__name__, status)
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-        response = web.Response(status=status, text=f"{status} {phrase}: malformed HTTP request\n")
+        response = web.Response(status=status, text=f"{status} {phrase}: malformed HTTP request\n",
+                                headers={HEADER: new_id()})  # (no route, so no id from the door)
         response.force_close()
         return response
 

@@ -73,6 +73,9 @@ class Transport:
         self._proxy = None if socks else proxy  # aiohttp's own, per request (http:// and https://)
         self._session: aiohttp.ClientSession | None = None
         self._sweeper = sweeper
+        # Attempts that failed: unreachable, timed out, cut off, or answered 401, 403, 429 or 5xx (for the
+        # metrics: gptrelay.observe.gauges).
+        self.failures = 0
 
     async def start(self) -> None:
         options: dict[str, Any] = {"limit": 0, "ttl_dns_cache": 300, "keepalive_timeout": 60}
@@ -151,6 +154,8 @@ class Transport:
         """Raise ``error`` (being handled) as the relay's error, or as it is if it is not the
         HTTP client's (a cancellation, say)."""
         failure = self._translate(error, watchdog, started)
+        if isinstance(failure, UpstreamError):
+            self.failures += 1
         if failure is error:
             raise  # (called in an except clause: the error goes on as it was)
         raise failure from None
@@ -237,8 +242,10 @@ class UpstreamResponse:
         self._transport = transport
         self._response = response
         self._watchdog = watchdog
-        self.status = response.status
+        status = self.status = response.status
         self.reason = response.reason
+        if status >= 500 or status == 429 or status in KEY_REFUSED:
+            transport.failures += 1
         self.headers: CIMultiDictProxy[str] = response.headers
 
     async def __aenter__(self) -> UpstreamResponse:
