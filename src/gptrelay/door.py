@@ -102,8 +102,11 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
             return render(request, RelayError("internal error: the relay could not answer this request "
                                               "(its log says why)"), as_frames)
         finally:
-            if meter is not None and not meter.committed:  # the client left (the handler was cancelled)
-                await _account(meter, 499, "client_gone")
+            if meter is not None and not meter.committed:  # the client left, or the relay cut it (cancelled)
+                if request.app[SWEEPER].cutting:
+                    await _account(meter, 503, "cut")
+                else:
+                    await _account(meter, 499, "client_gone")
 
     return guarded
 

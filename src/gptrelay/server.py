@@ -1,11 +1,24 @@
-"""Running the relay: one process, or several sharing the port (``--workers``)."""
+"""Running the relay: one process, or several sharing the port (``--workers``).
+
+Signals (to the one process, or to the parent of the workers, which passes them on):
+
+- ``SIGTERM``: drain (``gptrelay.http.drain``): stop listening, let the replies in
+  progress finish for up to ``DRAIN_TIMEOUT`` seconds, cut the rest, commit every
+  usage record, exit 0. Sent again during the drain it changes nothing: systemd
+  sends it to every process of the service, and the parent passes it on too.
+- ``SIGINT`` (Ctrl-C): the same drain; a second one cuts what is left at once.
+- ``SIGQUIT``: drain with no time: cut what is in progress now (records still committed).
+- ``SIGHUP``: read the upstreams' file again (``gptrelay.app.reread``); nothing is cut.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -18,6 +31,7 @@ from gptrelay.app import create_app, reread
 from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
+from gptrelay.http.drain import CUT_GRACE, Drain
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import load
 
@@ -63,8 +77,9 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     # idle or trickling connections cannot hold file descriptors for aiohttp's default hour.
     # Bodies are never decompressed before the key check (gptrelay.http.bodies does it, bounded), and
     # a body left unread (a refused request's) is not drained: the connection closes instead.
+    # shutdown_timeout: what aiohttp waits for once a drain is over (gptrelay.http.drain).
     runner = AppRunner(create_app(settings), handler_cancellation=True, auto_decompress=False,
-                       lingering_time=0, keepalive_timeout=settings.client_idle_timeout,
+                       lingering_time=0, keepalive_timeout=settings.client_idle_timeout, shutdown_timeout=CUT_GRACE,
                        access_log=log if settings.access_log else None)
     try:
         await runner.setup()
@@ -83,7 +98,9 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     return runner, runner.addresses[0][1]
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True, worker: bool = False) -> None:
+    """Serve until a signal says stop, then drain. A worker leaves SIGINT to its parent (a terminal's
+    Ctrl-C reaches every process of the group: the parent passes it on once, as SIGTERM or SIGQUIT)."""
     runner, port = await start(settings, reuse_port=reuse_port)
     # What exists now lives as long as the process: keep it out of garbage collections, so a
     # full one (a pause for every open stream) walks only the streams' objects.
@@ -92,9 +109,20 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     if announce:
         print(banner(settings, port), flush=True)
     stop = asyncio.Event()
+    drain = Drain(runner, settings.drain_timeout)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+
+    def on_signal(signum: signal.Signals) -> None:
+        if signum == signal.SIGQUIT or (signum == signal.SIGINT and stop.is_set()):
+            if stop.is_set():
+                log.info("%s: cutting the replies still in progress now", signum.name)
+            drain.hurry()
+        elif stop.is_set():
+            log.info("%s: already draining (SIGINT again or SIGQUIT cuts what is left now)", signum.name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGQUIT) if worker else (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        loop.add_signal_handler(signum, on_signal, signum)
     rereading: set[asyncio.Task[None]] = set()
 
     def reread_upstreams() -> None:
@@ -106,7 +134,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await drain.run()
 
 
 WANTED_OPEN_FILES = 65536  # two sockets per open stream, and room to spare
@@ -147,25 +175,39 @@ def run(settings: Settings) -> None:
         worker.start()
     stopping = False
 
+    def tell(signum: int) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signum)
+
     def stop(signum: int, frame: object) -> None:
+        """Every worker drains (SIGTERM); a second Ctrl-C, or SIGQUIT, has them cut what is left."""
         nonlocal stopping
+        tell(signal.SIGQUIT if signum == signal.SIGQUIT or (signum == signal.SIGINT and stopping)
+             else signal.SIGTERM)
         stopping = True
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(signum, stop)
-
-    def reread_upstreams(signum: int, frame: object) -> None:
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGHUP)
-
-    signal.signal(signal.SIGHUP, reread_upstreams)
-    for worker in workers:
-        worker.join()
-    if not stopping:
+    signal.signal(signal.SIGHUP, lambda signum, frame: tell(signal.SIGHUP))
+    failed = False
+    running = {worker.sentinel: worker for worker in workers}
+    while running:
+        multiprocessing.connection.wait(list(running))
+        for sentinel, worker in list(running.items()):
+            if worker.exitcode is None:
+                continue
+            del running[sentinel]
+            if not stopping:  # on its own: the others drain too, and the exit status says so
+                log.error("worker %d stopped unexpectedly (exit status %s): stopping the others", worker.pid,
+                          worker.exitcode)
+                stopping = failed = True
+                tell(signal.SIGTERM)
+            elif worker.exitcode != 0:
+                log.error("worker %d ended its drain with exit status %s", worker.pid, worker.exitcode)
+                failed = True
+    if failed:
         sys.exit("gptrelay: a worker stopped unexpectedly")
 
 
@@ -174,7 +216,7 @@ def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(settings, reuse_port=True, announce=False))
+        runner.run(serve(settings, reuse_port=True, announce=False, worker=True))
 
 
 def _check_port_free(settings: Settings) -> None:

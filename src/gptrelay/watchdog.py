@@ -16,6 +16,11 @@ the watchdog cancels the reading task; ``timed_out`` then tells that
 cancellation from any other. A request body being read has a ``Watchdog`` too
 (its only limit: the gap between two reads).
 
+When the relay shuts down and its drain time is over, ``Sweeper.cut`` ends
+every upstream reply still being read the same way: its watchdog cancels the
+reading task the next time it waits for the upstream (never in the middle of a
+write to its client or of a usage commit), and ``was_cut`` tells it apart.
+
 A ``ClientWatch`` looks at the client's side of a response: a client that
 takes nothing of it for ``limit`` seconds while the relay has data waiting
 for it is disconnected (which cancels its handler, and so closes its upstream
@@ -57,13 +62,14 @@ class Watched(Protocol):
 class Sweeper:
     """One timer for all of a loop's watchdogs; it runs only while some are open."""
 
-    __slots__ = ("_handle", "_watched", "loop", "resolution")
+    __slots__ = ("_handle", "_watched", "cutting", "loop", "resolution")
 
     def __init__(self, resolution: float) -> None:
         self.loop = asyncio.get_running_loop()
         self.resolution = resolution
         self._watched: set[Watched] = set()
         self._handle: asyncio.TimerHandle | None = None
+        self.cutting = False  # the relay is shutting down and cuts what still runs
 
     @classmethod
     def for_limits(cls, *limits: float) -> Sweeper:
@@ -83,6 +89,15 @@ class Sweeper:
             self._handle.cancel()
             self._handle = None
 
+    def cut(self) -> int:
+        """Cut every upstream reply still being read (the relay is shutting down); how many."""
+        cut = 0
+        for watchdog in tuple(self._watched):
+            if isinstance(watchdog, Watchdog) and watchdog.cuttable:
+                watchdog.cut()
+                cut += 1
+        return cut
+
     def _sweep(self) -> None:
         now = self.loop.time()
         for watchdog in tuple(self._watched):
@@ -92,10 +107,10 @@ class Sweeper:
 
 class Watchdog:
     __slots__ = ("_idle", "_interval", "_next_tick", "_on_wait", "_sweeper", "_task", "_tick",
-                 "expired", "limit", "sent_at", "since")
+                 "cut_off", "cuttable", "expired", "limit", "sent_at", "since")
 
     def __init__(self, sweeper: Sweeper, first_byte: float, idle: float, on_wait: OnWait | None = None,
-                 interval: float = 15.0) -> None:
+                 interval: float = 15.0, *, cuttable: bool = False) -> None:
         self._sweeper = sweeper
         self._task = asyncio.current_task()
         self._idle = idle
@@ -103,6 +118,8 @@ class Watchdog:
         self._on_wait = on_wait
         self._tick: asyncio.Task[None] | None = None
         self.expired = False
+        self.cuttable = cuttable  # an upstream reply: ``Sweeper.cut`` ends it
+        self.cut_off = False
         self.limit = first_byte  # the wait now measured may last this long
         self.since = self.sent_at = sweeper.loop.time()  # when the current wait began; 0 while not waiting
         self._next_tick = self.since + interval if on_wait is not None else float("inf")
@@ -137,6 +154,18 @@ class Watchdog:
 
     def close(self) -> None:
         self._sweeper.forget(self)
+
+    def cut(self) -> None:
+        """End the wait for the upstream now, or when the next one begins (``check``)."""
+        self.cut_off = True
+        self.limit = 0.0
+        self._idle = 0.0
+        if self.since:
+            self.check(self._sweeper.loop.time())
+
+    def was_cut(self, error: BaseException) -> bool:
+        """Whether ``error`` is ``cut``'s doing (call once, where the error is caught)."""
+        return self.cut_off and self.timed_out(error)
 
     def timed_out(self, error: BaseException) -> bool:
         """Whether ``error`` is this watchdog's doing (call once, where the error is caught)."""

@@ -31,6 +31,7 @@ from yarl import URL
 
 from gptrelay.errors import (
     RelayError,
+    ShuttingDown,
     StreamCut,
     UpstreamError,
     UpstreamKeyRefused,
@@ -116,7 +117,7 @@ class Transport:
         """
         assert self._session is not None, "Transport.start() was not called"
         watchdog = Watchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
-                            self.keepalive_interval)
+                            self.keepalive_interval, cuttable=True)
         try:
             try:
                 response = await self._session.request(method, url, headers=headers, data=data,
@@ -164,6 +165,8 @@ class Transport:
         if isinstance(error, TimeoutError):  # the HTTP client's own: connecting took too long
             return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
                                    f"(no connection within {self.connect_timeout:g} s)")
+        if watchdog.was_cut(error):
+            return ShuttingDown("the relay is shutting down: this reply was cut off before it was complete")
         if watchdog.timed_out(error):
             if started:
                 return UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s")
