@@ -99,17 +99,11 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
 
 
 async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True, worker: bool = False) -> None:
-    """Serve until a signal says stop, then drain. A worker leaves SIGINT to its parent (a terminal's
-    Ctrl-C reaches every process of the group: the parent passes it on once, as SIGTERM or SIGQUIT)."""
-    runner, port = await start(settings, reuse_port=reuse_port)
-    # What exists now lives as long as the process: keep it out of garbage collections, so a
-    # full one (a pause for every open stream) walks only the streams' objects.
-    gc.collect()
-    gc.freeze()
-    if announce:
-        print(banner(settings, port), flush=True)
+    """Serve until a signal says stop, then drain. The signals are heard from before the start (a
+    SIGTERM then drains a relay with nothing in progress). A worker leaves SIGINT to its parent (a
+    terminal's Ctrl-C reaches every process of the group: the parent passes it on once)."""
     stop = asyncio.Event()
-    drain = Drain(runner, settings.drain_timeout)
+    drain = Drain(settings.drain_timeout)
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: signal.Signals) -> None:
@@ -123,6 +117,13 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
 
     for signum in (signal.SIGTERM, signal.SIGQUIT) if worker else (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         loop.add_signal_handler(signum, on_signal, signum)
+    runner, port = await start(settings, reuse_port=reuse_port)
+    # What exists now lives as long as the process: keep it out of garbage collections, so a
+    # full one (a pause for every open stream) walks only the streams' objects.
+    gc.collect()
+    gc.freeze()
+    if announce:
+        print(banner(settings, port), flush=True)
     rereading: set[asyncio.Task[None]] = set()
 
     def reread_upstreams() -> None:
@@ -134,7 +135,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     try:
         await stop.wait()
     finally:
-        await drain.run()
+        await drain.run(runner)
 
 
 WANTED_OPEN_FILES = 65536  # two sockets per open stream, and room to spare
@@ -213,6 +214,8 @@ def run(settings: Settings) -> None:
 
 def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
+    # Stopped while starting (before serve() hears SIGTERM): nothing is in progress, a clean exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with asyncio.Runner(loop_factory=new_event_loop) as runner:

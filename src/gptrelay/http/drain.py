@@ -39,10 +39,9 @@ log = logging.getLogger("gptrelay")
 
 
 class Drain:
-    __slots__ = ("_hurry", "_runner", "timeout")
+    __slots__ = ("_hurry", "timeout")
 
-    def __init__(self, runner: web.AppRunner, timeout: float) -> None:
-        self._runner = runner
+    def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self._hurry = asyncio.Event()
 
@@ -50,9 +49,8 @@ class Drain:
         """Cut the replies still in progress now, not at the end of the drain time."""
         self._hurry.set()
 
-    async def run(self) -> None:
+    async def run(self, runner: web.AppRunner) -> None:
         """Drain, cut what is left, close the application; returns once all usage is committed."""
-        runner = self._runner
         loop = asyncio.get_running_loop()
         for site in list(runner.sites):
             await site.stop()
