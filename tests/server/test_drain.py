@@ -4,13 +4,17 @@ DRAIN_TIMEOUT, then cuts them, saying so), commits every usage record and exits 
 from __future__ import annotations
 
 import signal
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
+from gptrelay.usage.writer import SPOOL_NAME
 from tests.conftest import RunningFake
-from tests.helpers import RelayProcess, connect
+from tests.helpers import RelayProcess, connect, user
 from tests.server.conftest import (
+    AUTH,
     ROUTES,
     SLOW,
     STALLED,
@@ -96,7 +100,7 @@ def test_past_drain_timeout_replies_are_cut_saying_so_and_still_recorded(
 
 
 def test_idle_connections_close_at_once_and_never_hold_the_drain(serve: Serve, fake_upstream: RunningFake,
-                                                                tmp_path: object) -> None:
+                                                                tmp_path: Path) -> None:
     relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
     idle = connect(relay.url, 20)  # a keep-alive between two requests
     idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
@@ -116,7 +120,7 @@ def test_idle_connections_close_at_once_and_never_hold_the_drain(serve: Serve, f
 
 
 def test_sigterm_with_nothing_in_progress_exits_at_once(serve: Serve, fake_upstream: RunningFake,
-                                                       tmp_path: object) -> None:
+                                                       tmp_path: Path) -> None:
     relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
     with connect(relay.url, 20) as idle:
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
@@ -127,7 +131,7 @@ def test_sigterm_with_nothing_in_progress_exits_at_once(serve: Serve, fake_upstr
 
 
 def test_a_second_sigterm_changes_nothing_and_sigquit_cuts_at_once(serve: Serve, fake_upstream: RunningFake,
-                                                                   tmp_path: object) -> None:
+                                                                   tmp_path: Path) -> None:
     database_url = f"sqlite:///{tmp_path}/relay.db"
     relay = serve(relay_env(fake_upstream, database_url, DRAIN_TIMEOUT="300"))
     slow, stalled = stream(relay.url, "/chat", SLOW), stream(relay.url, "/chatgpt", STALLED)
@@ -144,7 +148,7 @@ def test_a_second_sigterm_changes_nothing_and_sigquit_cuts_at_once(serve: Serve,
     assert sorted(r["outcome"] for r in usage_records(database_url)) == ["cut", "ok"]
 
 
-def test_a_second_ctrl_c_cuts_at_once(serve: Serve, fake_upstream: RunningFake, tmp_path: object) -> None:
+def test_a_second_ctrl_c_cuts_at_once(serve: Serve, fake_upstream: RunningFake, tmp_path: Path) -> None:
     relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
     reply = stream(relay.url, "/v1/chat/completions", STALLED)
     upstream_streaming(fake_upstream, 1)
@@ -155,3 +159,43 @@ def test_a_second_ctrl_c_cuts_at_once(serve: Serve, fake_upstream: RunningFake, 
     assert_cut(reply.wait())
     assert exits(relay, 30) == 0
     assert "SIGINT: cutting the replies still in progress now" in relay.stderr
+
+
+def test_a_reply_its_client_does_not_read_is_cut_too_and_recorded(serve: Serve, fake_upstream: RunningFake,
+                                                                   tmp_path: Path) -> None:
+    """A reply stuck writing to a client that reads nothing has no upstream wait to cut: it is cancelled
+    a moment later, and its record still says ``cut``."""
+    database_url = f"sqlite:///{tmp_path}/relay.db"
+    relay = serve(relay_env(fake_upstream, database_url, DRAIN_TIMEOUT="1"))
+    body = orjson.dumps({**user("/scenario bench chunks=100000 size=400"), "stream": True})
+    with connect(relay.url, 20) as reader:
+        reader.sendall(b"POST /chatgpt HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+                       b"Authorization: Bearer " + AUTH["Authorization"][7:].encode() + b"\r\n"
+                       b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        assert reader.recv(100).startswith(b"HTTP/1.1 200")  # then nothing more is read
+        upstream_streaming(fake_upstream, 1)
+        relay.process.send_signal(signal.SIGTERM)
+        assert exits(relay, 30) == 0
+    [record] = usage_records(database_url)
+    assert (record["outcome"], record["status"]) == ("cut", 503)
+    assert "drain: done, 0 response(s) finished, 1 cut" in relay.stderr
+
+
+def test_with_the_database_down_the_drain_spools_every_record(serve: Serve, fake_upstream: RunningFake,
+                                                              tmp_path: Path) -> None:
+    database = tmp_path / "relay.db"
+    relay = serve(relay_env(fake_upstream, f"sqlite:///{database}", DRAIN_TIMEOUT="120"))
+    replies = [stream(relay.url, route, SLOW) for route in ROUTES]
+    upstream_streaming(fake_upstream, len(replies))
+    holder = sqlite3.connect(database, timeout=10, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # an sqlite3 shell, a backup: a write transaction left open
+        relay.process.send_signal(signal.SIGTERM)
+        for reply in replies:
+            assert_whole(reply.wait())
+        assert exits(relay, 60) == 0
+    finally:
+        holder.close()
+    spool = tmp_path / SPOOL_NAME
+    assert sorted(orjson.loads(line)["route"] for line in spool.read_bytes().splitlines()) == sorted(ROUTES)
+    assert "drain: done, 3 response(s) finished, 0 cut" in relay.stderr
