@@ -17,9 +17,10 @@ cancellation from any other. A request body being read has a ``Watchdog`` too
 (its only limit: the gap between two reads).
 
 When the relay shuts down and its drain time is over, ``Sweeper.cut`` ends
-every upstream reply still being read the same way: its watchdog cancels the
-reading task the next time it waits for the upstream (never in the middle of a
-write to its client or of a usage commit), and ``was_cut`` tells it apart.
+every upstream reply still being read (an ``UpstreamWatchdog``'s) the same
+way: its watchdog cancels the reading task the next time it waits for the
+upstream (never in the middle of a write to its client or of a usage commit),
+and ``was_cut`` tells it from a timeout. Nothing of it costs a request anything.
 
 A ``ClientWatch`` looks at the client's side of a response: a client that
 takes nothing of it for ``limit`` seconds while the relay has data waiting
@@ -91,9 +92,10 @@ class Sweeper:
 
     def cut(self) -> int:
         """Cut every upstream reply still being read (the relay is shutting down); how many."""
+        self.cutting = True
         cut = 0
         for watchdog in tuple(self._watched):
-            if isinstance(watchdog, Watchdog) and watchdog.cuttable:
+            if isinstance(watchdog, UpstreamWatchdog):
                 watchdog.cut()
                 cut += 1
         return cut
@@ -107,10 +109,10 @@ class Sweeper:
 
 class Watchdog:
     __slots__ = ("_idle", "_interval", "_next_tick", "_on_wait", "_sweeper", "_task", "_tick",
-                 "cut_off", "cuttable", "expired", "limit", "sent_at", "since")
+                 "expired", "limit", "sent_at", "since")
 
     def __init__(self, sweeper: Sweeper, first_byte: float, idle: float, on_wait: OnWait | None = None,
-                 interval: float = 15.0, *, cuttable: bool = False) -> None:
+                 interval: float = 15.0) -> None:
         self._sweeper = sweeper
         self._task = asyncio.current_task()
         self._idle = idle
@@ -118,8 +120,6 @@ class Watchdog:
         self._on_wait = on_wait
         self._tick: asyncio.Task[None] | None = None
         self.expired = False
-        self.cuttable = cuttable  # an upstream reply: ``Sweeper.cut`` ends it
-        self.cut_off = False
         self.limit = first_byte  # the wait now measured may last this long
         self.since = self.sent_at = sweeper.loop.time()  # when the current wait began; 0 while not waiting
         self._next_tick = self.since + interval if on_wait is not None else float("inf")
@@ -155,18 +155,6 @@ class Watchdog:
     def close(self) -> None:
         self._sweeper.forget(self)
 
-    def cut(self) -> None:
-        """End the wait for the upstream now, or when the next one begins (``check``)."""
-        self.cut_off = True
-        self.limit = 0.0
-        self._idle = 0.0
-        if self.since:
-            self.check(self._sweeper.loop.time())
-
-    def was_cut(self, error: BaseException) -> bool:
-        """Whether ``error`` is ``cut``'s doing (call once, where the error is caught)."""
-        return self.cut_off and self.timed_out(error)
-
     def timed_out(self, error: BaseException) -> bool:
         """Whether ``error`` is this watchdog's doing (call once, where the error is caught)."""
         return (isinstance(error, asyncio.CancelledError) and self.expired and self._task is not None
@@ -188,6 +176,23 @@ class Watchdog:
             if self._tick is None or self._tick.done():  # the last one is written: send another
                 self._tick = self._sweeper.loop.create_task(self._on_wait())
             self._next_tick = now + self._interval
+
+
+class UpstreamWatchdog(Watchdog):
+    """The watchdog of an upstream reply, which the relay cuts when it shuts down (``Sweeper.cut``)."""
+
+    __slots__ = ()
+
+    def cut(self) -> None:
+        """End the wait for the upstream now, or when the next one begins (``check``)."""
+        self.limit = self._idle = 0.0
+        if self.since:
+            self.check(self._sweeper.loop.time())
+
+    @property
+    def was_cut(self) -> bool:
+        """Whether its expiry (``timed_out``) is ``cut``'s doing: the relay is cutting what runs."""
+        return self._sweeper.cutting
 
 
 class ClientWatch:

@@ -72,7 +72,6 @@ class Drain:
         if cut:
             sweeper = runner.app.get(SWEEPER)
             if sweeper is not None:
-                sweeper.cutting = True
                 sweeper.cut()
             log.info("drain: %d response(s) still in progress: cut", cut)
             await asyncio.wait(pending, timeout=CUT_GRACE)
