@@ -13,10 +13,11 @@ import pytest
 
 from tests.conftest import ACCESS_KEY, UPSTREAM_KEY, RunningFake
 from tests.helpers import RelayProcess, user
-from tests.server.conftest import AUTH, ROUTES, SLOW, eventually, exits, stream, upstream_streaming
+from tests.server.conftest import AUTH, ROUTES, eventually, exits, stream, upstream_streaming
 from tests.server.test_drain import assert_whole
 
 Serve = Callable[..., RelayProcess]
+LONGER = "/scenario long cut=100 interval_ms=100"
 
 
 def upstreams(name: str, fake: RunningFake) -> str:
@@ -31,7 +32,9 @@ def test_sighup_rereads_the_upstreams_and_every_stream_goes_on(serve: Serve, fak
     env = {**os.environ, "AUTHORIZATION_KEY": ACCESS_KEY, "FAKE_UPSTREAM_KEY": UPSTREAM_KEY,
            "DATABASE_URL": f"sqlite:///{tmp_path}/relay.db"}
     relay = serve(env, "--workers", str(workers))
-    replies = [stream(relay.url, ROUTES[n % 3], SLOW) for n in range(3 * workers)]
+    # Replies of about ten seconds (100 pieces, 100 ms apart): still streaming once every process has read
+    # the file again, however loaded the machine.
+    replies = [stream(relay.url, ROUTES[n % 3], LONGER) for n in range(3 * workers)]
     upstream_streaming(fake_upstream, len(replies))
     config.write_text(upstreams("second", fake_upstream))
     relay.process.send_signal(signal.SIGHUP)
