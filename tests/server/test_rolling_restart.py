@@ -108,7 +108,8 @@ def test_a_rolling_restart_behind_nginx_loses_no_reply(fake_upstream: RunningFak
         stop.set()
         for thread in threads:
             thread.join(60)
-    assert failures == []
+    nginx_said = (tmp_path / "error.log").read_text(errors="replace")[-2000:]
+    assert failures == [], f"{len(failures)} failed, the first: {failures[:3]}; nginx said: {nginx_said}"
     assert sum(done) > 20
     for relay in relays:
         relay.send_signal(signal.SIGTERM)
