@@ -130,8 +130,11 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
             return response
         finally:
             try:
-                if meter is not None and not meter.committed:  # the client left (the handler was cancelled)
-                    await _account(meter, 499, "client_gone")
+                if meter is not None and not meter.committed:  # the client left, or the relay cut it (cancelled)
+                    if request.app[SWEEPER].cutting:
+                        await _account(meter, 503, "cut")
+                    else:
+                        await _account(meter, 499, "client_gone")
             finally:
                 tally.done(request, v1_route(request.path) if by_path else pattern, started, response, meter)
                 CURRENT.reset(token)
