@@ -119,6 +119,20 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
 
     for signum in (signal.SIGTERM, signal.SIGQUIT) if worker else (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         loop.add_signal_handler(signum, on_signal, signum)
+    runner: web.AppRunner | None = None
+    rereading: set[asyncio.Task[None]] = set()
+    reread_when_started = False
+
+    def reread_upstreams() -> None:
+        nonlocal reread_when_started
+        if runner is None:  # still starting: the file may have changed since it was read, so read it once started
+            reread_when_started = True
+            return
+        task = loop.create_task(reread(runner.app))
+        rereading.add(task)
+        task.add_done_callback(rereading.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
     runner, port = await start(settings, reuse_port=reuse_port)
     # What exists now lives as long as the process: keep it out of garbage collections, so a
     # full one (a pause for every open stream) walks only the streams' objects.
@@ -126,14 +140,8 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     gc.freeze()
     if announce:
         print(banner(settings, port), flush=True)
-    rereading: set[asyncio.Task[None]] = set()
-
-    def reread_upstreams() -> None:
-        task = loop.create_task(reread(runner.app))
-        rereading.add(task)
-        task.add_done_callback(rereading.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
+    if reread_when_started:
+        reread_upstreams()
     try:
         await stop.wait()
     finally:
@@ -172,6 +180,9 @@ def run(settings: Settings) -> None:
     _check_port_free(settings)
     print(banner(settings, settings.port), flush=True)
     share_metrics()  # PROMETHEUS_MULTIPROC_DIR, for the workers to sum their metrics
+    # A worker starts with SIGHUP ignored (kept across exec), not with its default action, which would end
+    # it: a reload asked for while workers start (systemctl reload) must not stop the relay.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings,), daemon=True)
                for _ in range(settings.workers)]
