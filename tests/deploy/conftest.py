@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, RunningFake
+from tests.deploy.image import Build
 from tests.deploy.site import NGINX, Front, start_front
 from tests.helpers import RelayProcess, serve_process
 from tests.limits.test_redis import URL as REDIS_URL
@@ -69,3 +71,16 @@ def cluster(fake_upstream: RunningFake, postgres_url: str, tmp_path: Path) -> It
             front.stop()
         for relay in relays:
             relay.stop()
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    """deploy/Dockerfile built without an engine (tests/deploy/image.py says how), once per session."""
+    if os.geteuid() != 0:
+        pytest.skip("building the Dockerfile without an engine needs root (mount namespaces, overlayfs, chroot)")
+    for tool in ("unshare", "mount", "npm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    build = Build(tmp_path_factory.mktemp("image"))
+    build.run_all()
+    return build
