@@ -18,6 +18,7 @@ Needs root (mount namespaces, overlayfs, chroot), as an engine does.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -87,7 +88,7 @@ def instructions(text: str) -> list[tuple[str, str]]:
     does the parsing)."""
     from dockerfile_parse import DockerfileParser
 
-    parser = DockerfileParser(fileobj=__import__("io").BytesIO(text.encode()))
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
     return [(item["instruction"], item["value"]) for item in parser.structure if item["instruction"] != "COMMENT"]
 
 

@@ -139,8 +139,8 @@ def test_a_post_that_reached_a_relay_is_never_sent_to_the_other(cluster: Cluster
                                                                  path: str) -> None:
     """The relay holding a POST dies before any reply: the client gets 502 and the upstream saw the
     request once (nginx would need `non_idempotent` to send it again, and the site leaves it out).
-    /chat's body is buffered by nginx, so only the site's proxy_next_upstream keeps it from a second
-    relay; /v1's is not (proxy_request_buffering off), so nginx could not resend it anyway."""
+    On both routes (a small body is read whole even where proxy_request_buffering is off) this fails
+    with `non_idempotent` added: the second relay is sent the request and the upstream sees it twice."""
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "/scenario slow-headers seconds=30"}]}
     asked = len([r for r in fake_upstream.fake.log if r.path == "/v1/chat/completions"])
     with client(cluster, headers=cluster.auth) as front, concurrent.futures.ThreadPoolExecutor(1) as pool:
