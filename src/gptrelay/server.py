@@ -133,6 +133,7 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
         task.add_done_callback(rereading.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # a worker's, blocked since it began (run())
     runner, port = await start(settings, reuse_port=reuse_port)
     # What exists now lives as long as the process: keep it out of garbage collections, so a
     # full one (a pause for every open stream) walks only the streams' objects.
@@ -180,9 +181,10 @@ def run(settings: Settings) -> None:
     _check_port_free(settings)
     print(banner(settings, settings.port), flush=True)
     share_metrics()  # PROMETHEUS_MULTIPROC_DIR, for the workers to sum their metrics
-    # A worker starts with SIGHUP ignored (kept across exec), not with its default action, which would end
-    # it: a reload asked for while workers start (systemctl reload) must not stop the relay.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A worker starts with SIGHUP blocked (the mask is kept across exec): its default action would end the
+    # worker, and a reload asked for while workers start (systemctl reload) must neither stop the relay nor
+    # be lost. It waits, pending, until serve() can act on it. The parent blocks it too until it can pass it on.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings,), daemon=True)
                for _ in range(settings.workers)]
@@ -206,6 +208,7 @@ def run(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(signum, stop)
     signal.signal(signal.SIGHUP, lambda signum, frame: tell(signal.SIGHUP))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     failed = False
     running = {worker.sentinel: worker for worker in workers}
     while running:
@@ -230,7 +233,6 @@ def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
     # Stopped while starting (before serve() hears SIGTERM): nothing is in progress, a clean exit.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
     configure_logging(settings)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(serve(settings, reuse_port=True, announce=False, worker=True))
