@@ -9,8 +9,10 @@ relay's own objects: the key check for the owner's key and for a named key
 Redis when given), and the usage record committed before a response ends
 (SQLite in a temporary directory, or the empty database given; 1 request at a
 time, and 64 at once, which the writer commits in batches, with the CPU time
-the process spent per record, its threads included). p50/p99/mean in
-microseconds per request.
+the process spent per record, its threads included); and what each request
+costs to observe: its id, its metrics (in one process, and in the files
+that ``--workers N`` share), its access-log line (text and JSON, written to
+/dev/null). p50/p99/mean in microseconds per request.
 The whole-relay figures are in bench/run.py; this says where they go.
 """
 
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import uvloop
 from aiohttp.test_utils import make_mocked_request
@@ -35,6 +40,11 @@ from gptrelay.db.engine import create_engine
 from gptrelay.db.schema import migrate
 from gptrelay.limits import limiter_for
 from gptrelay.limits.admission import Admission
+from gptrelay.observe import logs
+from gptrelay.observe.ids import REQUEST_ID, request_id, stamp
+from gptrelay.observe.metrics import Metrics
+from gptrelay.observe.tally import Tally
+from gptrelay.state import CALLER
 from gptrelay.usage.records import UsageRecord
 from gptrelay.usage.writer import UsageWriter
 
@@ -109,6 +119,64 @@ async def main(calls: int, redis: str | None, database: str | None) -> None:
     await writer.close()
     await cache.close()
     await engine.dispose()
+    await observing(calls, folder)
+
+
+class _Metered:
+    """What the door hands over of a relayed request: a committed meter's record."""
+
+    def __init__(self, record: UsageRecord) -> None:
+        self.record = record
+
+
+async def observing(calls: int, folder: str) -> None:
+    """What the door adds to each request to observe it (gptrelay.observe)."""
+    from aiohttp import web
+    from prometheus_client import values
+
+    request = make_mocked_request("POST", "/v1/chat/completions", headers={"X-Request-ID": "client-id-0123"})
+    request[REQUEST_ID] = "client-id-0123"
+    request[CALLER] = Caller("alice")
+    response = web.StreamResponse(headers={"x-request-id": "req_upstream"})
+    meter: Any = _Metered(UsageRecord(
+        time=datetime.now(UTC), key="alice", route="/v1/chat/completions", model="gpt-4o-mini", status=200,
+        prompt_tokens=7, completion_tokens=50, estimated=False, outcome="ok", ttfb_ms=120, duration_ms=900))
+    report("request id: a new one", await timed(lambda: request_id(None), calls))
+    report("request id: the client's, checked", await timed(lambda: request_id("client-id-0123"), calls))
+    fresh = make_mocked_request("GET", "/chat")
+    fresh[REQUEST_ID] = "client-id-0123"
+    stamped = web.Response()
+
+    def stamp_anew() -> Awaitable[None]:
+        stamped.headers.pop("X-Request-ID", None)
+        return stamp(fresh, stamped)
+
+    report("request id: put on a response as it is prepared", await timed(stamp_anew, calls))
+    single = Tally(Metrics("gpt-4o-mini"), access_log=True)
+    route = "/v1/chat/completions"
+    report("metrics: a relayed request (1 process)", await timed(lambda: single.done(request, route, 0.0, response,
+                                                                                   meter), calls))
+    report("metrics: a request without a record (1 process)",
+           await timed(lambda: single.done(request, "/healthz", 0.0, response, None), calls))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # as a worker of --workers N
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    try:
+        shared = Tally(Metrics("gpt-4o-mini"))
+        report("metrics: a relayed request (--workers: shared files)",
+               await timed(lambda: shared.done(request, route, 0.0, response, meter), calls))
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        values.ValueClass = values.MutexValue
+    access = logging.getLogger(logs.ACCESS)
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    logs.lean_records()  # as gptrelay serve's logging is
+    with open(os.devnull, "w") as devnull:
+        for log_format in ("text", "json"):
+            access.handlers = [logs.handler(log_format, devnull)]
+            report(f"metrics + access-log line, {log_format} (1 process)",
+                   await timed(lambda: single.done(request, route, 0.0, response, meter), calls))
+    access.handlers = []
 
 
 if __name__ == "__main__":

@@ -34,30 +34,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-
-def use_project_venv() -> None:
-    """Outside a virtualenv, re-run with the project's .venv (where gptrelay is installed)."""
-    venv_python = BENCH.parent / ".venv" / "bin" / "python"
-    if sys.prefix == sys.base_prefix and venv_python.exists() and Path(sys.executable) != venv_python:
-        os.execv(str(venv_python), [str(venv_python), *sys.argv])
-
-
-def ensure_requirements() -> None:
-    """Install bench-only tools into this interpreter's environment (quietly, once)."""
-    try:
-        import psutil  # noqa: F401
-        import uvloop  # noqa: F401
-    except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r",
-                        str(BENCH / "requirements.txt")], check=True)
-
-
-def gptrelay_cmd() -> list[str]:
-    exe = Path(sys.executable).parent / "gptrelay"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(BENCH.parent)], check=True)
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "gptrelay"]
-
+from project import ensure_requirements, gptrelay_cmd, use_project_venv  # noqa: E402
 
 use_project_venv()
 ensure_requirements()

@@ -28,9 +28,11 @@ PG_URL = f"postgresql://postgres@127.0.0.1:5432/{PG_DATABASE}"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
 
-def create_key(relay_cmd: list[str], env: dict[str, str], cwd: Path) -> str:
-    """A named key with ``LIMITS`` in the database ``env`` points at; the key itself."""
-    done = subprocess.run([*relay_cmd, "keys", "create", KEY_NAME, *LIMITS, "--json"], env=env, cwd=cwd,
+def create_key(relay_cmd: list[str], env: dict[str, str], cwd: Path, name: str = KEY_NAME,
+               limits: list[str] = LIMITS) -> str:
+    """A named key with ``limits`` (``gptrelay keys create`` options) in the database ``env`` points at;
+    the key itself."""
+    done = subprocess.run([*relay_cmd, "keys", "create", name, *limits, "--json"], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"gptrelay keys create failed: {done.stderr.strip()}")
@@ -43,11 +45,9 @@ def shared_services() -> str | None:
     empties the Redis database the bench uses."""
     if shutil.which("psql") is None or shutil.which("redis-cli") is None:
         return "psql or redis-cli not on the PATH"
-    for sql in (f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)", f"CREATE DATABASE {PG_DATABASE}"):
-        done = subprocess.run(["psql", PG_ADMIN, "-qtAc", sql], capture_output=True, text=True, timeout=30,
-                              check=False)
-        if done.returncode != 0:
-            return f"PostgreSQL at 127.0.0.1:5432 did not answer: {done.stderr.strip()}"
+    why_not = fresh_database()
+    if why_not is not None:
+        return why_not
     done = subprocess.run(["redis-cli", "-u", REDIS_URL, "flushdb"], capture_output=True, text=True, timeout=10,
                           check=False)
     if done.stdout.strip() != "OK":
@@ -55,8 +55,20 @@ def shared_services() -> str | None:
     return None
 
 
-def drop_database() -> None:
-    subprocess.run(["psql", PG_ADMIN, "-qtAc", f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)"],
+def fresh_database(name: str = PG_DATABASE) -> str | None:
+    """Make an empty PostgreSQL database ``name`` (dropping any of that name); why not, or None."""
+    if shutil.which("psql") is None:
+        return "psql is not on the PATH"
+    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
+        done = subprocess.run(["psql", PG_ADMIN, "-qtAc", sql], capture_output=True, text=True, timeout=30,
+                              check=False)
+        if done.returncode != 0:
+            return f"PostgreSQL at 127.0.0.1:5432 did not answer: {done.stderr.strip()}"
+    return None
+
+
+def drop_database(name: str = PG_DATABASE) -> None:
+    subprocess.run(["psql", PG_ADMIN, "-qtAc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
                    capture_output=True, timeout=30, check=False)
 
 

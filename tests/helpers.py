@@ -198,14 +198,15 @@ class RelayProcess:
         return self.stderr
 
 
-def serve_process(env: dict[str, str], cwd: Path, within: float = 20, logs: Path | None = None) -> RelayProcess:
-    """Start ``gptrelay serve`` on a free loopback port with ``env`` in ``cwd``; wait until it answers.
-    Its standard error goes to a file in ``logs`` (``cwd`` unless given)."""
+def serve_process(env: dict[str, str], cwd: Path, within: float = 20, logs: Path | None = None,
+                  args: tuple[str, ...] = ()) -> RelayProcess:
+    """Start ``gptrelay serve`` (with ``args``) on a free loopback port with ``env`` in ``cwd``; wait until it
+    answers. Its standard error goes to a file in ``logs`` (``cwd`` unless given)."""
     port = free_port()
     stderr_path = (logs or cwd) / f"relay-{port}.stderr"
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port)], env=env,
-                                   cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen([sys.executable, "-m", "gptrelay", "serve", "--port", str(port), *args],
+                                   env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
     relay = RelayProcess(process, f"http://127.0.0.1:{port}", stderr_path)
     try:
         wait_until_serving(relay.url, process, within)

@@ -26,9 +26,15 @@ from gptrelay.db.schema import check_writable, migrate
 from gptrelay.door import Route, front_door
 from gptrelay.errors import RefusedStart
 from gptrelay.http.bodies import BodyLimits
+from gptrelay.http.connection import RequestHandler
 from gptrelay.http.cors import Cors
 from gptrelay.limits import limiter_for
 from gptrelay.limits.admission import Admission
+from gptrelay.observe import endpoint, ids
+from gptrelay.observe.endpoint import METRICS
+from gptrelay.observe.gauges import Gauges
+from gptrelay.observe.metrics import Metrics
+from gptrelay.observe.tally import Tally
 from gptrelay.routes import pages
 from gptrelay.routes.chat import chat
 from gptrelay.routes.chatgpt import chatgpt
@@ -76,6 +82,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await quotas.start()
         opened.push_async_callback(quotas.close)
         writer = UsageWriter(engine)  # its own connections (usage.sinks), opened now
+        writer.on_commit = app[METRICS].usage_commit.observe
         await writer.start()
         opened.push_async_callback(writer.close)  # first to close: commits what is pending
         keys.named = cache
@@ -116,7 +123,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM] = upstream
     admission = app[ADMISSION]
     admission.limiter = limiter_for(settings.redis_url, settings.redis_fail_open)
+    gauges = Gauges(app[METRICS], app[ACCOUNTING], upstream, lambda: RequestHandler.open)
+    app[METRICS].sample = gauges.sample
+    if app[METRICS].multiprocess:
+        gauges.start()  # the other workers' scrapes read this one's values from its files
     yield
+    gauges.close()
     await admission.limiter.close()
     await upstream.close()
     sweeper.close()
@@ -149,6 +161,7 @@ ROUTES = (
     Route("/healthz", ("GET", "HEAD"), pages.healthz, public=True),
     Route("/static/{name:.+}", ("GET", "HEAD"), pages.static, public=True),
     Route("/favicon.ico", ("GET", "HEAD"), _not_found, public=True),
+    Route("/metrics", ("GET", "HEAD"), endpoint.metrics, public=True),  # for the admin key (gptrelay.observe.endpoint)
     Route("/chat", ("POST",), chat, frames=True, recorded=True),
     Route("/chatgpt", ("POST",), chatgpt, recorded=True),
     *admin_routes(),
@@ -163,16 +176,19 @@ def create_app(settings: Settings) -> web.Application:
                       addresses=Addresses(parse_networks(settings.trusted_proxies)))
     app = web.Application(client_max_size=settings.max_body_size)
     cors.install(app)
+    app.on_response_prepare.append(ids.stamp)
     app[SETTINGS] = settings
     app[PAGE] = pages.page_html(settings.default_model)
     app[ACCESS_KEYS] = keys
     admission = app[ADMISSION] = Admission()
     accounting = app[ACCOUNTING] = Accounting(admission)
+    tally = Tally(Metrics(settings.default_model), settings.access_log)
+    app[METRICS] = tally.metrics
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_resources)
 
     def add(route: Route, method: str) -> None:
-        door = front_door(route, cors, keys, admission, accounting, settings.client_write_timeout)
+        door = front_door(route, cors, keys, admission, accounting, settings.client_write_timeout, tally)
         app.router.add_route(method, route.path, door, expect_handler=_no_early_continue)
 
     for route in ROUTES:

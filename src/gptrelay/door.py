@@ -15,6 +15,11 @@ its handler runs. A request to a recorded route gets a ``Meter``
 ends; the door commits the record of a request that ends here (refused,
 failed, or left by its client) before its own answer.
 
+Every request gets its id first (``gptrelay.observe.ids``: on the request,
+in the logging context, and on its response when prepared), and when it
+ends, whatever the way, the door tells it once to the metrics and the access
+log (``gptrelay.observe.tally``), with its route's path pattern as its label.
+
 It wraps each handler rather than being an aiohttp middleware: a middleware
 chain costs two more coroutine calls per request, on every streamed token's path.
 """
@@ -33,6 +38,9 @@ from gptrelay.auth.access import AccessKeys
 from gptrelay.errors import BadRequest, RelayError, Unauthorized, UpstreamStatus, log, redact, report
 from gptrelay.http.cors import Cors
 from gptrelay.limits.admission import Admission
+from gptrelay.observe.ids import CURRENT, REQUEST_ID, request_id
+from gptrelay.observe.metrics import V1_OTHER, Metrics, route_pattern, v1_route
+from gptrelay.observe.tally import Tally
 from gptrelay.state import CALLER, METER, SWEEPER
 from gptrelay.usage.accounting import Accounting
 from gptrelay.usage.meter import Meter
@@ -51,23 +59,35 @@ class Route(NamedTuple):
 
 
 def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission, accounting: Accounting,
-               write_timeout: float) -> Handler:
-    """``route``'s handler behind the door."""
+               write_timeout: float, tally: Tally | None = None) -> Handler:
+    """``route``'s handler behind the door (telling its requests to ``tally``, or to metrics of its own)."""
+    if tally is None:
+        tally = Tally(Metrics())
     handler = route.handler
     public = route.public
     as_frames = route.frames
     recorded = route.recorded
     label = route.path if "{" not in route.path else None  # else the request's own path
+    pattern = route_pattern(route.path)
+    by_path = pattern == V1_OTHER  # the gateway: a label for each of OpenAI's endpoints
+    metrics = tally.metrics
+    clock = tally.clock
 
     async def guarded(request: web.Request) -> web.StreamResponse:
+        started = clock()
         meter: Meter | None = None
+        response: web.StreamResponse | None = None
+        made_id = request[REQUEST_ID] = request_id(request.headers.get("X-Request-ID"))
+        token = CURRENT.set(made_id)
         try:
             if request.method == "OPTIONS":
-                return cors.preflight(request)  # before any key check
+                response = cors.preflight(request)  # before any key check
+                return response
             check_request(request)
             keys.check_host(request)
             if public:
-                return await handler(request)
+                response = await handler(request)
+                return response
             caller = request[CALLER] = keys.identify(request)
             if recorded:
                 meter = request[METER] = Meter(accounting, caller, label or request.path)
@@ -84,28 +104,47 @@ def front_door(route: Route, cors: Cors, keys: AccessKeys, admission: Admission,
             return response
         except RelayError as error:
             report(error, request.method, request.path)
+            if error.code in REFUSALS:
+                metrics.refused(error.code)
             await _account(meter, error.status)
-            return render(request, error, as_frames)
+            response = render(request, error, as_frames)
+            return response
         except web.HTTPException as error:
             if error.status < 400:
+                response = error
                 raise
             await _account(meter, error.status)
-            return render(request, _http_error(request, error), as_frames)
+            response = render(request, _http_error(request, error), as_frames)
+            return response
         except ConnectionResetError:
             # The client went away while we wrote to it: nothing to answer, nothing to log
             # (aiohttp drops this response quietly when it cannot be sent).
             await _account(meter, 499, "client_gone")
-            return web.Response(status=499)
+            response = web.Response(status=499)
+            return response
         except Exception as error:  # a bug: a 500 in the route's shape, and a log line saying where
             log.error("%s %s: internal error: %s", request.method, request.path, _where(error))
             await _account(meter, 500)
-            return render(request, RelayError("internal error: the relay could not answer this request "
-                                              "(its log says why)"), as_frames)
+            response = render(request, RelayError("internal error: the relay could not answer this request "
+                                                  "(its log says why)"), as_frames)
+            return response
         finally:
-            if meter is not None and not meter.committed:  # the client left (the handler was cancelled)
-                await _account(meter, 499, "client_gone")
+            try:
+                if meter is not None and not meter.committed:  # the client left, or the relay cut it (cancelled)
+                    if request.app[SWEEPER].cutting:
+                        await _account(meter, 503, "cut")
+                    else:
+                        await _account(meter, 499, "client_gone")
+            finally:
+                tally.done(request, v1_route(request.path) if by_path else pattern, started, response, meter)
+                CURRENT.reset(token)
 
     return guarded
+
+
+# The codes of a key's limits refusing a request (gptrelay.limits.admission), for the metrics.
+REFUSALS = frozenset({"rate_limit_exceeded", "insufficient_quota", "origin_not_allowed", "model_not_allowed",
+                      "limiter_unavailable"})
 
 
 async def _account(meter: Meter | None, status: int, outcome: Outcome = "error") -> None:

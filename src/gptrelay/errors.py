@@ -24,6 +24,7 @@
     └── UpstreamError           502  upstream_error (unreachable, connection lost)
         ├── UpstreamTimeout     504  upstream_timeout
         └── StreamCut           502  upstream_error (stream ended before [DONE])
+            └── ShuttingDown    503  server_error / shutting_down (the relay's drain time ran out)
 
 ``gptrelay.db`` turns the database driver's exceptions into ``StorageError``;
 its message names the database by its URL with the password masked.
@@ -174,7 +175,8 @@ class UpstreamKeyRefused(UpstreamStatus):
     def __init__(self, status: int, reason: str | None = None) -> None:
         because = f" ({reason})" if reason else ""
         super().__init__(status, f"the upstream refused the relay's own API key{because}, with status {status}: "
-                                 "the relay's operator must check its upstream key (OPENAI_API_KEY). "
+                                 "the relay's operator must check its upstream keys (OPENAI_API_KEY, or the keys "
+                                 "in gptrelay.toml). "
                                  "The key you sent to the relay was accepted.")
 
 
@@ -190,6 +192,15 @@ class UpstreamTimeout(UpstreamError):
 
 class StreamCut(UpstreamError):
     pass
+
+
+class ShuttingDown(StreamCut):
+    """A reply the relay cut itself: it is shutting down and its ``DRAIN_TIMEOUT`` is over. A
+    client that had nothing yet gets 503, which OpenAI's SDKs retry (on the other relay)."""
+
+    status = 503
+    type = "server_error"
+    code = "shutting_down"
 
 
 def report(error: RelayError, method: str, path: str) -> None:

@@ -1,11 +1,24 @@
-"""Running the relay: one process, or several sharing the port (``--workers``)."""
+"""Running the relay: one process, or several sharing the port (``--workers``).
+
+Signals (to the one process, or to the parent of the workers, which passes them on):
+
+- ``SIGTERM``: drain (``gptrelay.http.drain``): stop listening, let the replies in
+  progress finish for up to ``DRAIN_TIMEOUT`` seconds, cut the rest, commit every
+  usage record, exit 0. Sent again during the drain it changes nothing: systemd
+  sends it to every process of the service, and the parent passes it on too.
+- ``SIGINT`` (Ctrl-C): the same drain; a second one cuts what is left at once.
+- ``SIGQUIT``: drain with no time: cut what is in progress now (records still committed).
+- ``SIGHUP``: read the upstreams' file again (``gptrelay.app.reread``); nothing is cut.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -18,6 +31,9 @@ from gptrelay.app import create_app, reread
 from gptrelay.db.engine import masked
 from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
+from gptrelay.http.drain import CUT_GRACE, Drain
+from gptrelay.observe.logs import configure as configure_logging
+from gptrelay.observe.workers import share_metrics
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import load
 
@@ -63,9 +79,10 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     # idle or trickling connections cannot hold file descriptors for aiohttp's default hour.
     # Bodies are never decompressed before the key check (gptrelay.http.bodies does it, bounded), and
     # a body left unread (a refused request's) is not drained: the connection closes instead.
+    # shutdown_timeout: what aiohttp waits for once a drain is over (gptrelay.http.drain).
     runner = AppRunner(create_app(settings), handler_cancellation=True, auto_decompress=False,
-                       lingering_time=0, keepalive_timeout=settings.client_idle_timeout,
-                       access_log=log if settings.access_log else None)
+                       lingering_time=0, keepalive_timeout=settings.client_idle_timeout, shutdown_timeout=CUT_GRACE,
+                       access_log=None)  # ACCESS_LOG: one line a request from the door (gptrelay.observe)
     try:
         await runner.setup()
     except (RefusedStart, StorageError) as error:  # a configuration to fix: one line, status 2
@@ -83,7 +100,40 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> tuple[web.Ap
     return runner, runner.addresses[0][1]
 
 
-async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True) -> None:
+async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool = True, worker: bool = False) -> None:
+    """Serve until a signal says stop, then drain. The signals are heard from before the start (a
+    SIGTERM then drains a relay with nothing in progress). A worker leaves SIGINT to its parent (a
+    terminal's Ctrl-C reaches every process of the group: the parent passes it on once)."""
+    stop = asyncio.Event()
+    drain = Drain(settings.drain_timeout)
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if signum == signal.SIGQUIT or (signum == signal.SIGINT and stop.is_set()):
+            if stop.is_set():
+                log.info("%s: cutting the replies still in progress now", signum.name)
+            drain.hurry()
+        elif stop.is_set():
+            log.info("%s: already draining (SIGINT again or SIGQUIT cuts what is left now)", signum.name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGQUIT) if worker else (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    runner: web.AppRunner | None = None
+    rereading: set[asyncio.Task[None]] = set()
+    reread_when_started = False
+
+    def reread_upstreams() -> None:
+        nonlocal reread_when_started
+        if runner is None:  # still starting: the file may have changed since it was read, so read it once started
+            reread_when_started = True
+            return
+        task = loop.create_task(reread(runner.app))
+        rereading.add(task)
+        task.add_done_callback(rereading.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # a worker's, blocked since it began (run())
     runner, port = await start(settings, reuse_port=reuse_port)
     # What exists now lives as long as the process: keep it out of garbage collections, so a
     # full one (a pause for every open stream) walks only the streams' objects.
@@ -91,22 +141,12 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
     gc.freeze()
     if announce:
         print(banner(settings, port), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    rereading: set[asyncio.Task[None]] = set()
-
-    def reread_upstreams() -> None:
-        task = loop.create_task(reread(runner.app))
-        rereading.add(task)
-        task.add_done_callback(rereading.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
+    if reread_when_started:
+        reread_upstreams()
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await drain.run(runner)
 
 
 WANTED_OPEN_FILES = 65536  # two sockets per open stream, and room to spare
@@ -140,6 +180,11 @@ def run(settings: Settings) -> None:
         return
     _check_port_free(settings)
     print(banner(settings, settings.port), flush=True)
+    share_metrics()  # PROMETHEUS_MULTIPROC_DIR, for the workers to sum their metrics
+    # A worker starts with SIGHUP blocked (the mask is kept across exec): its default action would end the
+    # worker, and a reload asked for while workers start (systemctl reload) must neither stop the relay nor
+    # be lost. It waits, pending, until serve() can act on it. The parent blocks it too until it can pass it on.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings,), daemon=True)
                for _ in range(settings.workers)]
@@ -147,34 +192,50 @@ def run(settings: Settings) -> None:
         worker.start()
     stopping = False
 
+    def tell(signum: int) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signum)
+
     def stop(signum: int, frame: object) -> None:
+        """Every worker drains (SIGTERM); a second Ctrl-C, or SIGQUIT, has them cut what is left."""
         nonlocal stopping
+        tell(signal.SIGQUIT if signum == signal.SIGQUIT or (signum == signal.SIGINT and stopping)
+             else signal.SIGTERM)
         stopping = True
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(signum, stop)
-
-    def reread_upstreams(signum: int, frame: object) -> None:
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGHUP)
-
-    signal.signal(signal.SIGHUP, reread_upstreams)
-    for worker in workers:
-        worker.join()
-    if not stopping:
+    signal.signal(signal.SIGHUP, lambda signum, frame: tell(signal.SIGHUP))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    failed = False
+    running = {worker.sentinel: worker for worker in workers}
+    while running:
+        multiprocessing.connection.wait(list(running))
+        for sentinel, worker in list(running.items()):
+            if worker.exitcode is None:
+                continue
+            del running[sentinel]
+            if not stopping:  # on its own: the others drain too, and the exit status says so
+                log.error("worker %d stopped unexpectedly (exit status %s): stopping the others", worker.pid,
+                          worker.exitcode)
+                stopping = failed = True
+                tell(signal.SIGTERM)
+            elif worker.exitcode != 0:
+                log.error("worker %d ended its drain with exit status %s", worker.pid, worker.exitcode)
+                failed = True
+    if failed:
         sys.exit("gptrelay: a worker stopped unexpectedly")
 
 
 def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent tells workers to stop with SIGTERM
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # (until serve() rereads the upstreams on it)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Stopped while starting (before serve() hears SIGTERM): nothing is in progress, a clean exit.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    configure_logging(settings)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(settings, reuse_port=True, announce=False))
+        runner.run(serve(settings, reuse_port=True, announce=False, worker=True))
 
 
 def _check_port_free(settings: Settings) -> None:

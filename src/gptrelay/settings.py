@@ -98,7 +98,10 @@ class Settings(BaseSettings):
     chat_max_continuations: int = Field(0, ge=0, le=20, validation_alias="CHAT_MAX_CONTINUATIONS")
 
     workers: int = Field(1, ge=1, le=64, validation_alias="WORKERS")
-    access_log: bool = Field(False, validation_alias="ACCESS_LOG")
+    # SIGTERM: how long replies in progress may take to finish before the rest are cut (gptrelay.http.drain).
+    drain_timeout: float = Field(30.0, ge=0, le=86400, validation_alias="DRAIN_TIMEOUT")
+    access_log: bool = Field(False, validation_alias="ACCESS_LOG")  # one line a request (gptrelay.observe)
+    log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
     allow_no_auth: bool = Field(False, validation_alias="ALLOW_NO_AUTH")
     demo: bool = Field(False, validation_alias="GPTRELAY_DEMO")
     # While the rate limits' Redis cannot be reached: admit requests unchecked, or refuse them (503).
@@ -115,7 +118,7 @@ class Settings(BaseSettings):
     def _base_url(cls, value: str) -> str:
         return normalise_base_url(value)
 
-    @field_validator("redis_failure_policy", mode="before")
+    @field_validator("redis_failure_policy", "log_format", mode="before")
     @classmethod
     def _policy(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

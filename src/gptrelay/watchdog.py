@@ -16,6 +16,12 @@ the watchdog cancels the reading task; ``timed_out`` then tells that
 cancellation from any other. A request body being read has a ``Watchdog`` too
 (its only limit: the gap between two reads).
 
+When the relay shuts down and its drain time is over, ``Sweeper.cut`` ends
+every upstream reply still being read (an ``UpstreamWatchdog``'s) the same
+way: its watchdog cancels the reading task the next time it waits for the
+upstream (never in the middle of a write to its client or of a usage commit),
+and ``was_cut`` tells it from a timeout. Nothing of it costs a request anything.
+
 A ``ClientWatch`` looks at the client's side of a response: a client that
 takes nothing of it for ``limit`` seconds while the relay has data waiting
 for it is disconnected (which cancels its handler, and so closes its upstream
@@ -57,13 +63,14 @@ class Watched(Protocol):
 class Sweeper:
     """One timer for all of a loop's watchdogs; it runs only while some are open."""
 
-    __slots__ = ("_handle", "_watched", "loop", "resolution")
+    __slots__ = ("_handle", "_watched", "cutting", "loop", "resolution")
 
     def __init__(self, resolution: float) -> None:
         self.loop = asyncio.get_running_loop()
         self.resolution = resolution
         self._watched: set[Watched] = set()
         self._handle: asyncio.TimerHandle | None = None
+        self.cutting = False  # the relay is shutting down and cuts what still runs
 
     @classmethod
     def for_limits(cls, *limits: float) -> Sweeper:
@@ -82,6 +89,16 @@ class Sweeper:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+    def cut(self) -> int:
+        """Cut every upstream reply still being read (the relay is shutting down); how many."""
+        self.cutting = True
+        cut = 0
+        for watchdog in tuple(self._watched):
+            if isinstance(watchdog, UpstreamWatchdog):
+                watchdog.cut()
+                cut += 1
+        return cut
 
     def _sweep(self) -> None:
         now = self.loop.time()
@@ -159,6 +176,23 @@ class Watchdog:
             if self._tick is None or self._tick.done():  # the last one is written: send another
                 self._tick = self._sweeper.loop.create_task(self._on_wait())
             self._next_tick = now + self._interval
+
+
+class UpstreamWatchdog(Watchdog):
+    """The watchdog of an upstream reply, which the relay cuts when it shuts down (``Sweeper.cut``)."""
+
+    __slots__ = ()
+
+    def cut(self) -> None:
+        """End the wait for the upstream now, or when the next one begins (``check``)."""
+        self.limit = self._idle = 0.0
+        if self.since:
+            self.check(self._sweeper.loop.time())
+
+    @property
+    def was_cut(self) -> bool:
+        """Whether its expiry (``timed_out``) is ``cut``'s doing: the relay is cutting what runs."""
+        return self._sweeper.cutting
 
 
 class ClientWatch:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ MEANINGFUL: dict[str, Any] = {
     "models": '["gpt-4o*"]', "origins": '["https://app.example.com"]', "route": "/chat", "model": "gpt-4o-mini",
     "status": 200, "outcome": "ok", "revoked_at": None, "expires_at": datetime(2099, 1, 1, tzinfo=UTC),
     "time": WHEN, "created_at": WHEN, "prompt_tokens": 7, "completion_tokens": 11, "estimated": True,
+    "day": date(2026, 11, 24),  # usage_daily's: the day before the usage row's, which its trigger adds
 }
 
 

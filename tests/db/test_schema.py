@@ -66,7 +66,7 @@ def change_counter(url: str) -> int:
 def check_migrates_twice(url: str) -> None:
     assert run_async(revision(url)) is None
     run_async(migrate(url))
-    assert run_async(revision(url)) == head() == "0002" == alembic_head()
+    assert run_async(revision(url)) == head() == "0003" == alembic_head()
     assert schema_differences(url) == []
     assert change_counter(url) == 0
     run_async(migrate(url))  # a no-op: same revision, the counter's one row still alone

@@ -114,3 +114,28 @@ def test_a_record_written_twice_is_stored_once(database_url: str, tmp_path: Path
         return await read_back(database_url)
 
     assert [r.prompt_tokens for r in run_async(go())] == [1, 2, 3]
+
+
+def test_two_relays_batches_of_the_same_keys_never_deadlock(postgres_url: str) -> None:
+    """Each row's trigger locks its key's ``usage_daily`` row until the batch commits: two relays writing
+    the same keys in opposite orders would wait on each other (PostgreSQL then aborts one batch after
+    a second). The sinks write in key order, so every batch commits."""
+    from gptrelay.db.schema import migrate
+
+    run_async(migrate(postgres_url))
+    keys = [f"key-{n}" for n in range(8)]
+
+    async def relay(order: list[str], rounds: int) -> None:
+        sink = sink_for(create_engine(postgres_url))
+        await sink.open()
+        try:
+            for _ in range(rounds):
+                await sink.insert([make(1, key=key) for key in order])
+        finally:
+            await sink.close()
+
+    async def go() -> None:
+        await asyncio.gather(*(relay(keys if n % 2 else keys[::-1], 25) for n in range(4)))
+
+    run_async(go())
+    assert len(run_async(read_back(postgres_url))) == 4 * 25 * len(keys)

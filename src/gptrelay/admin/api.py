@@ -35,6 +35,12 @@ _OPENAPI = orjson.dumps(DOCUMENT)
 
 def admin_store(request: web.Request) -> KeyStore:
     """The key store, once the request has shown the admin key; 404 when the admin API is off."""
+    check_admin(request)
+    return request.app[KEY_STORE]
+
+
+def check_admin(request: web.Request) -> None:
+    """Raise unless the request shows the admin key (``Unauthorized``); 404 when there is none."""
     admin_key = request.app[SETTINGS].admin_key
     if admin_key is None:
         raise web.HTTPNotFound()
@@ -43,7 +49,6 @@ def admin_store(request: web.Request) -> KeyStore:
     # compare_digest first, always: the time taken does not tell whether the scheme was right
     if not hmac.compare_digest(token.strip().encode(), expected) or scheme.lower() != "bearer":
         raise Unauthorized("a missing or wrong admin key: send Authorization: Bearer <ADMIN_KEY>")
-    return request.app[KEY_STORE]
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:

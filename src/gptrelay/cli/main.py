@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ from gptrelay import __version__
 from gptrelay.cli.check import check
 from gptrelay.cli.keys import keys
 from gptrelay.cli.usage import usage
+from gptrelay.observe.logs import configure as configure_logging
 from gptrelay.settings import Settings, unknown_in_env_file
 
 FLAGS = {"host": "--host", "port": "--port", "workers": "--workers", "config_file": "--config"}
@@ -108,7 +108,7 @@ def serve(host: str | None, port: int | None, workers: int | None, allow_no_auth
     named = click.get_current_context().get_parameter_source("env_file") is not ParameterSource.DEFAULT
     settings = load_settings(env_file, named, host=host, port=port, workers=workers,
                              allow_no_auth=allow_no_auth, demo=demo, config_file=config_file)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     from gptrelay.server import run
 
     run(settings)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -60,6 +61,14 @@ usage = Table(
     Index("ix_usage_time", "time"),
     Index("ux_usage_record_id", "record_id", unique=True),
     Index("ix_usage_key_name_time", "key_name", "time"),
+)
+
+# Tokens per named key and UTC day, kept by a trigger on ``usage`` (migration 0003): what quotas read.
+usage_daily = Table(
+    "usage_daily", metadata,
+    Column("key_name", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("tokens", BigInteger, nullable=False, server_default="0"),
 )
 
 changes = Table(

@@ -183,8 +183,8 @@ class FakeUpstream:
 
         events = self._events(scenario, model, body, text_pieces, finish)
         response = web.StreamResponse(headers=SSE_HEADERS)
-        await response.prepare(request)
         try:
+            await response.prepare(request)  # (the relay may have gone already)
             await self._write(request, response, scenario, events, record)
             record.finished = time.monotonic()
         except (asyncio.CancelledError, ConnectionError):

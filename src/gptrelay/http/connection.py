@@ -9,6 +9,7 @@ in OpenAI's error envelope like every other error the relay answers with.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http import HTTPStatus
 
@@ -18,11 +19,22 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
 from gptrelay.errors import BadRequest
+from gptrelay.observe.ids import HEADER, new_id
 
 log = logging.getLogger("gptrelay")
 
 
 class RequestHandler(web.RequestHandler):
+    open = 0  # client connections open in this process (the metrics)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        RequestHandler.open += 1
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        RequestHandler.open -= 1
+        super().connection_lost(exc)
+
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         if not isinstance(exc, HttpProcessingError):  # the relay's own failure: aiohttp's full report
@@ -30,7 +42,8 @@ class RequestHandler(web.RequestHandler):
         log.info("malformed request from %s: %s (%d)", request.remote, type(exc).__name__, status)
         phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         error = BadRequest(f"{status} {phrase}: malformed HTTP request")
-        response = web.Response(status=status, body=orjson.dumps(error.envelope()), content_type="application/json")
+        response = web.Response(status=status, body=orjson.dumps(error.envelope()), content_type="application/json",
+                                headers={HEADER: new_id()})  # (no route, so no id from the door)
         response.force_close()
         return response
 

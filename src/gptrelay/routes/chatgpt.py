@@ -36,10 +36,10 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
     meter = request[METER]
     stream = Stream(request, CONTENT_TYPE, KEEPALIVE)
     done = SSE_DONE  # the end of the stream, written once the usage record is committed
+    relay = _Relay(meter, strip_usage=not asked.wants_usage)
     try:
         async with await open_chat(request, asked.payload, stream) as upstream:
             decoder = SSEDecoder()
-            relay = _Relay(meter, strip_usage=not asked.wants_usage)
 
             def forward(chunk: bytes) -> Awaitable[None] | None:
                 events = decoder.feed(chunk)
@@ -60,6 +60,7 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
             raise  # rendered with its status; an upstream error keeps the upstream's own body
         report(error, "POST", "/chatgpt")
         meter.failed(error.status, "cut" if isinstance(error, StreamCut) else "error")
+        meter.reply_size = relay.pieces  # what was streamed before the cut, for an estimate
         await stream.write(sse_error(error))
     meter.first_byte = stream.started_at
     await meter.commit()  # before [DONE]: a client that saw its stream end has its record

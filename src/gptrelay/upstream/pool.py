@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from gptrelay.errors import NotFound, RelayError, UpstreamError
+from gptrelay.errors import NotFound, RelayError, ShuttingDown, UpstreamError
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import PoolConfig, UpstreamConfig, masked_url
 from gptrelay.upstream.providers import Azure, OpenAI
@@ -246,6 +246,8 @@ class Pool:
             url = member.provider.url(path, query, asked)
             try:
                 response = await member.transport.request(method, url, [*headers, *key.credentials], data, on_wait)
+            except ShuttingDown:
+                raise  # the relay's own doing: no upstream is at fault, none is tried next
             except UpstreamError as error:
                 self._unreachable(member, error)
                 if n == last:

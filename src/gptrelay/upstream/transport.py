@@ -31,6 +31,7 @@ from yarl import URL
 
 from gptrelay.errors import (
     RelayError,
+    ShuttingDown,
     StreamCut,
     UpstreamError,
     UpstreamKeyRefused,
@@ -40,7 +41,7 @@ from gptrelay.errors import (
 )
 from gptrelay.settings import Settings
 from gptrelay.upstream.config import masked_url
-from gptrelay.watchdog import OnWait, Sweeper, Watchdog
+from gptrelay.watchdog import OnWait, Sweeper, UpstreamWatchdog
 from gptrelay.wire.completions import error_code, error_message
 
 ERROR_BODY_LIMIT = 1024 * 1024
@@ -73,6 +74,9 @@ class Transport:
         self._proxy = None if socks else proxy  # aiohttp's own, per request (http:// and https://)
         self._session: aiohttp.ClientSession | None = None
         self._sweeper = sweeper
+        # Attempts that failed: unreachable, timed out, cut off, or answered 401, 403, 429 or 5xx (for the
+        # metrics: gptrelay.observe.gauges).
+        self.failures = 0
 
     async def start(self) -> None:
         options: dict[str, Any] = {"limit": 0, "ttl_dns_cache": 300, "keepalive_timeout": 60}
@@ -115,8 +119,8 @@ class Transport:
         ``keepalive_interval`` seconds (the returned response goes on ticking).
         """
         assert self._session is not None, "Transport.start() was not called"
-        watchdog = Watchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
-                            self.keepalive_interval)
+        watchdog = UpstreamWatchdog(self._sweeper, self.first_byte_timeout, self.read_timeout, on_wait,
+                                    self.keepalive_interval)
         try:
             try:
                 response = await self._session.request(method, url, headers=headers, data=data,
@@ -147,15 +151,17 @@ class Transport:
                 if not _out_of_descriptors(error) or asyncio.get_running_loop().time() >= give_up:
                     raise
 
-    def fail(self, error: BaseException, watchdog: Watchdog, started: bool = False) -> NoReturn:
+    def fail(self, error: BaseException, watchdog: UpstreamWatchdog, started: bool = False) -> NoReturn:
         """Raise ``error`` (being handled) as the relay's error, or as it is if it is not the
         HTTP client's (a cancellation, say)."""
         failure = self._translate(error, watchdog, started)
+        if isinstance(failure, UpstreamError):
+            self.failures += 1
         if failure is error:
             raise  # (called in an except clause: the error goes on as it was)
         raise failure from None
 
-    def _translate(self, error: BaseException, watchdog: Watchdog, started: bool) -> BaseException:
+    def _translate(self, error: BaseException, watchdog: UpstreamWatchdog, started: bool) -> BaseException:
         """The HTTP client's exceptions, as the relay's errors (others as they are). Never mentions a key."""
         if isinstance(error, ConnectionResetError):  # a write to our own client, who has gone
             return error
@@ -165,6 +171,8 @@ class Transport:
             return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
                                    f"(no connection within {self.connect_timeout:g} s)")
         if watchdog.timed_out(error):
+            if watchdog.was_cut:
+                return ShuttingDown("the relay is shutting down: this reply was cut off before it was complete")
             if started:
                 return UpstreamTimeout(f"the upstream sent nothing for {self.read_timeout:g} s")
             return UpstreamTimeout(f"the upstream at {self.host} did not answer in time "
@@ -233,12 +241,14 @@ class UpstreamResponse:
 
     __slots__ = ("_response", "_transport", "_watchdog", "headers", "reason", "status")
 
-    def __init__(self, transport: Transport, response: aiohttp.ClientResponse, watchdog: Watchdog) -> None:
+    def __init__(self, transport: Transport, response: aiohttp.ClientResponse, watchdog: UpstreamWatchdog) -> None:
         self._transport = transport
         self._response = response
         self._watchdog = watchdog
-        self.status = response.status
+        status = self.status = response.status
         self.reason = response.reason
+        if status >= 500 or status == 429 or status in KEY_REFUSED:
+            transport.failures += 1
         self.headers: CIMultiDictProxy[str] = response.headers
 
     async def __aenter__(self) -> UpstreamResponse:

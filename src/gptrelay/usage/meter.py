@@ -23,7 +23,7 @@ from gptrelay.wire.tokens import count, estimate, reported
 
 class Meter:
     __slots__ = ("_accounting", "_clock", "caller", "committed", "completion", "first_byte", "model", "outcome",
-                 "prompt", "prompt_size", "reply_size", "route", "started", "status")
+                 "prompt", "prompt_size", "record", "reply_size", "route", "started", "status")
 
     def __init__(self, accounting: Accounting, caller: Caller, route: str) -> None:
         self._accounting = accounting
@@ -40,6 +40,7 @@ class Meter:
         self.reply_size = 0  # pieces or bytes of reply text, for an estimate
         self.outcome: Outcome = "ok"
         self.committed = False
+        self.record: UsageRecord | None = None  # once committed (the metrics and the access log read it)
         accounting.running += 1
 
     def sent_first_byte(self) -> None:
@@ -81,4 +82,5 @@ class Meter:
             completion_tokens=self.reply_size if estimated else self.completion, estimated=estimated,
             outcome=self.outcome, ttfb_ms=round((self.first_byte - self.started) * 1000) if self.first_byte else None,
             duration_ms=round((now - self.started) * 1000))
+        self.record = record
         await self._accounting.record(record, caller)

@@ -1,6 +1,8 @@
 """``QuotaBook``: each key's tokens recorded this UTC day and this UTC month, kept in memory.
 
-``start()`` loads them with one GROUP BY query; a background task reloads them
+``start()`` loads them from ``usage_daily`` (tokens per key and UTC day, which the
+database keeps as records arrive: a few rows, however many records the month
+holds); a background task reloads them
 every ``refresh`` seconds, so relays sharing the database see each other's
 usage within seconds; ``add(key, tokens)`` counts this process's own records at
 once. ``exceeded(...)`` is a dict lookup, never SQL. The counts restart at UTC
@@ -23,7 +25,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gptrelay.db.engine import describe
-from gptrelay.db.tables import usage
+from gptrelay.db.tables import usage_daily
 from gptrelay.errors import redact
 from gptrelay.usage.records import utc
 
@@ -95,13 +97,13 @@ class QuotaBook:
     async def reload(self, raise_errors: bool = False) -> None:
         """Read the counts of this day and month from the database, plus what was added meanwhile."""
         now = utc(self.clock())
-        month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
-        day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
-        tokens = usage.c.prompt_tokens + usage.c.completion_tokens
-        query = (select(usage.c.key_name, func.sum(tokens), func.sum(case((usage.c.time >= day_start, tokens),
-                                                                          else_=0)))
-                 .where(usage.c.time >= month_start, usage.c.key_name.is_not(None))
-                 .group_by(usage.c.key_name))
+        today = now.date()
+        month_start = today.replace(day=1)
+        tokens = usage_daily.c.tokens
+        query = (select(usage_daily.c.key_name, func.sum(tokens),
+                        func.sum(case((usage_daily.c.day == today, tokens), else_=0)))
+                 .where(usage_daily.c.day >= month_start, usage_daily.c.day <= today)
+                 .group_by(usage_daily.c.key_name))
         self._during = []
         try:
             async with self.engine.connect() as connection:

@@ -78,6 +78,10 @@ def _row_maker(processors: Mapping[str, Callable[[Any], Any]]) -> Callable[[Usag
     return row
 
 
+def _by_key(record: UsageRecord) -> str:
+    return record.key or ""
+
+
 class _SqliteConnection:
     """One ``sqlite3`` connection that commits batches of rows. It is kept after a failed batch
     (SQLite's connections outlive their errors), so it needs no new file descriptor later."""
@@ -178,7 +182,9 @@ class PostgresSink:
                                                      timeout=CONNECT_TIMEOUT_S)
 
     async def insert(self, records: Sequence[UsageRecord]) -> None:
-        rows = [self._row(record) for record in records]
+        # In key order: each row's trigger updates its key's ``usage_daily`` row, so two relays' batches
+        # lock those rows in the same order and never wait on each other in a circle (a deadlock).
+        rows = [self._row(record) for record in sorted(records, key=_by_key)]
         await self.open()
         assert self._connection is not None
         try:

@@ -76,6 +76,7 @@ class UsageWriter:
         self.engine = engine
         self.gather = gather
         self.more_coming: Callable[[], bool] = lambda: False  # other requests still running (the app's)
+        self.on_commit: Callable[[float], None] = lambda seconds: None  # each transaction's time (the metrics)
         self._sink = sink_for(engine)
         self.spool = Path(spool_dir) / SPOOL_NAME
         self.retry_for = retry_for
@@ -183,6 +184,7 @@ class UsageWriter:
                 self._pending = []
                 continue
             self.last_commit_seconds = time.perf_counter() - started
+            self.on_commit(self.last_commit_seconds)
             self.last_commit_at = time.time()
             self.batches += 1
             self.committed += len(batch)

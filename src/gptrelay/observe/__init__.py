@@ -1,0 +1,1 @@
+"""What the relay tells its operator: metrics (``/metrics``), request ids and the access log."""
