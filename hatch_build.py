@@ -33,7 +33,7 @@ class FrontendBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         installed = frontend / "node_modules" / ".package-lock.json"
         if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
             # `npm install --no-save` installs the locked versions and never rewrites the lock.
-            # (`npm ci` refuses a lock that lacks other platforms' optional binaries, such as
-            # rollup's, which some registries do not list.)
+            # (`npm ci`, which deploy/Dockerfile uses, would too, but it deletes node_modules first:
+            # a rebuild here would download everything again.)
             subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund"], cwd=frontend, check=True)
         subprocess.run([npm, "run", "build"], cwd=frontend, check=True)
