@@ -26,7 +26,7 @@ from gptrelay.db.schema import check_writable, migrate
 from gptrelay.door import Route, front_door
 from gptrelay.errors import RefusedStart
 from gptrelay.http.bodies import BodyLimits
-from gptrelay.http.connection import RequestHandler
+from gptrelay.http.connection import open_connections
 from gptrelay.http.cors import Cors
 from gptrelay.limits import limiter_for
 from gptrelay.limits.admission import Admission
@@ -123,7 +123,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[UPSTREAM] = upstream
     admission = app[ADMISSION]
     admission.limiter = limiter_for(settings.redis_url, settings.redis_fail_open)
-    gauges = Gauges(app[METRICS], app[ACCOUNTING], upstream, lambda: RequestHandler.open)
+    gauges = Gauges(app[METRICS], app[ACCOUNTING], upstream, open_connections)
     app[METRICS].sample = gauges.sample
     if app[METRICS].multiprocess:
         gauges.start()  # the other workers' scrapes read this one's values from its files

@@ -24,15 +24,24 @@ from gptrelay.observe.ids import HEADER, new_id
 log = logging.getLogger("gptrelay")
 
 
-class RequestHandler(web.RequestHandler):
-    open = 0  # client connections open in this process (the metrics)
+_open = 0  # client connections open in this process (a module's, not the class's: assigning a class
+# attribute would empty the interpreter's method cache for the class at every connection)
 
+
+def open_connections() -> int:
+    """Client connections open in this process (the metrics)."""
+    return _open
+
+
+class RequestHandler(web.RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        global _open
         super().connection_made(transport)
-        RequestHandler.open += 1
+        _open += 1
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        RequestHandler.open -= 1
+        global _open
+        _open -= 1
         super().connection_lost(exc)
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
