@@ -36,9 +36,13 @@ def test_two_workers_sum_their_counts(fake_upstream: RunningFake, tmp_path: Path
             reply = httpx.post(f"{relay.url}/chat", json=user("hi"), headers={"Authorization": "Bearer workers-key"})
             assert reply.status_code == 200
         [shared] = list(temp.glob("gptrelay-metrics-*"))
-        # Both workers answered some of them, each counting in its own file...
-        counted = [chat_requests(path) for path in shared.glob("counter_*.db")]
-        assert len(counted) == 2 and all(counted) and sum(counted) == REQUESTS, counted
+        # Both workers answered some of them, each counting in its own file (a request is counted just
+        # after its last byte is sent, so the last one may still be on its way)...
+        def counted() -> list[float]:
+            return [chat_requests(path) for path in shared.glob("counter_*.db")]
+
+        eventually(lambda: sum(counted()) == REQUESTS)
+        assert len(counted()) == 2 and all(counted()) and sum(counted()) == REQUESTS, counted()
         # ...and every scrape, answered by one worker or the other, has them all.
         for _ in range(6):
             samples = eventually(lambda: (s := scrape(relay.url)) and value(
