@@ -96,6 +96,13 @@ async def main(calls: int, redis: str | None, database: str | None) -> None:
         admission.limiter = limiter_for(redis, True)
         limited = Caller(f"bench-{time.time_ns()}", rpm=10**9, tpm=10**9)
         report("admission: rpm + tpm, Redis", await timed(lambda: admission.admit(named_request, limited), calls))
+
+        async def after_a_reply() -> None:  # as requests one after another: the last one's tokens wait
+            await admission.limiter.spend(limited.name, 57)
+            await admission.admit(named_request, limited)
+
+        report("admission: rpm + tpm, Redis, the previous request's tokens pending",
+               await timed(after_a_reply, calls))
         await admission.limiter.close()
     writer = UsageWriter(engine, spool_dir=folder)
     await writer.start()

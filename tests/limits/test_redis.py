@@ -79,7 +79,7 @@ def test_rpm_and_retry_after(prefix: str) -> None:
     assert results[3] in (59, 60) and results[4] in (59, 60)
     with Redis.from_url(URL) as client:
         assert client.zcard(f"{prefix}{{k}}:r") == 3  # the refusals counted nothing
-        assert 0 < client.pttl(f"{prefix}{{k}}:r") <= 61_000
+        assert 0 < client.pttl(f"{prefix}{{k}}:r") <= 62_000  # a window and a lease
 
 
 @needs_redis
@@ -197,28 +197,31 @@ def test_200_at_once_in_one_process(prefix: str) -> None:
 
 @needs_redis
 def test_calls_made_together_travel_together(prefix: str) -> None:
-    async def go() -> tuple[list[int], list[int | None]]:
+    async def go() -> tuple[list[str], list[int | None]]:
         limiter = RedisLimiter(URL, prefix=prefix)
-        sent: list[int] = []  # calls per round trip
+        names = {limiter._admit.sha: "a", limiter._spend.sha: "s", limiter._give_back.sha: "g"}
+        sent: list[str] = []  # the scripts called, per round trip
         pipeline = limiter._pipeline
 
         async def counted(calls: list[Any]) -> list[object]:
-            sent.append(len(calls))
+            sent.append("".join(sorted(names[sha] for sha, *_ in calls)))
             return await pipeline(calls)
 
         limiter._pipeline = counted  # type: ignore[method-assign]
         try:
             await limiter.admit("k", 10**6, None)
             await asyncio.gather(*(limiter.spend(f"k{n % 3}", 10) for n in range(30)))
-            results = await asyncio.gather(*(limiter.admit("k", 10**6, 10**6) for _ in range(100)))
+            results = await asyncio.gather(*(limiter.admit(f"a{n}", 10**6, 10**6) for n in range(100)))
         finally:
             await limiter.close()
         return sent, results
 
     sent, results = run(go())
     assert results == [None] * 100
-    # One admission alone; then the tokens, summed per key (3 calls), with the first batch of admissions.
-    assert sent[0] == 1 and sum(sent[1:]) == 3 + 100 and len(sent) <= 4, sent
+    # One admission alone; then the tokens, summed per key (3 calls), alone or with the first batch of
+    # admissions; the 100 admissions (of keys with no lease) in at most two round trips.
+    assert sent[0] == "a" and "".join(sent[1:]).count("s") == 3, sent
+    assert "".join(sent[1:]).count("a") == 100 and len([s for s in sent if "a" in s]) <= 3, sent
 
 
 @needs_redis
