@@ -26,7 +26,7 @@ from gptrelay.limits.admission import check_model
 from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 from gptrelay.usage.meter import Meter
-from gptrelay.wire.asked_usage import WholeEvents, body_asking_for_usage, without_usage
+from gptrelay.wire.asked_usage import NULL_USAGE, WholeEvents, body_asking_for_usage, without_usage
 from gptrelay.wire.sse import terminated
 from gptrelay.wire.tokens import MARK
 
@@ -164,7 +164,7 @@ class _StreamEnd:
             meter.read_usage(chunk)
         meter.reply_size += chunk.count(b"data:")  # events: about a token each, for an estimate
         if whole is not None:
-            chunk = without_usage(chunk, holds_usage)
+            chunk = without_usage(chunk, True) if holds_usage else chunk.replace(NULL_USAGE, b"")
         if chunk.endswith(SSE_DONE):
             self._done = SSE_DONE
             chunk = chunk[:-len(SSE_DONE)]

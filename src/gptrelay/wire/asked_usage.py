@@ -89,6 +89,8 @@ class WholeEvents:
         self.rest = b""
 
     def feed(self, chunk: bytes) -> bytes:
+        if not self.rest and chunk.endswith(b"\n\n"):  # the usual read: whole events (a blank line ends it)
+            return chunk
         data = self.rest + chunk if self.rest else chunk
         end = 0
         for blank in _ENDS if b"\r" in data else _LF_END:
