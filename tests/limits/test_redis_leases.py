@@ -18,15 +18,18 @@ from tests.limits.test_redis import ROOT, URL, needs_redis, prefix, redis_now_us
 __all__ = ["prefix"]  # the fixture
 
 
-def counting(limiter: RedisLimiter) -> list[int]:
-    """Admissions sent to Redis, one entry per round trip that carried any."""
+def counting(limiter: RedisLimiter, wants: list[int] | None = None) -> list[int]:
+    """Admissions sent to Redis, one entry per round trip that carried any; the leases they asked
+    for go to ``wants``."""
     trips: list[int] = []
     pipeline = limiter._pipeline
 
     async def counted(calls: list[Any]) -> list[object]:
-        admissions = sum(sha == limiter._admit.sha for sha, *_ in calls)
+        admissions = [args for sha, _, args in calls if sha == limiter._admit.sha]
         if admissions:
-            trips.append(admissions)
+            trips.append(len(admissions))
+        if wants is not None:
+            wants.extend(int(args[4]) for args in admissions)
         return await pipeline(calls)
 
     limiter._pipeline = counted  # type: ignore[method-assign]
@@ -95,28 +98,48 @@ def test_leased_admissions_count_at_the_lease_end(prefix: str) -> None:
 
 @needs_redis
 def test_keys_near_their_limits_get_no_lease(prefix: str) -> None:
-    async def go() -> tuple[list[int | None], list[int], list[int | None], list[int]]:
+    async def go() -> tuple[list[int | None], list[int], list[int | None], list[int], list[int]]:
         small = RedisLimiter(URL, prefix=prefix)
         small_trips = counting(small)
         tokens = RedisLimiter(URL, prefix=prefix)
-        token_trips = counting(tokens)
+        token_wants: list[int] = []
+        token_trips = counting(tokens, token_wants)
         try:
             # An rpm of 2 * LEASE_SHARE leaves room for no lease after its first admissions.
             rpm = 2 * LEASE_SHARE
             small_results = [await small.admit("small", rpm, None) for _ in range(rpm + 2)]
-            # Tokens at half the tpm or more: every admission asks Redis.
+            # Tokens at half the tpm or more: every admission asks Redis, and asks for a lease once.
             await tokens.spend("t", 500)
             await asyncio.sleep(0.1)  # sent
             token_results = [await tokens.admit("t", 10**6, 1000) for _ in range(20)]
         finally:
             await small.close()
             await tokens.close()
-        return small_results, small_trips, token_results, token_trips
+        return small_results, small_trips, token_results, token_trips, token_wants
 
-    small_results, small_trips, token_results, token_trips = run(go())
+    small_results, small_trips, token_results, token_trips, token_wants = run(go())
     assert small_results[:-2] == [None] * (2 * LEASE_SHARE) and None not in small_results[-2:]
     assert len(small_trips) > LEASE_SHARE  # leases of one at most, while the room was 64 or more
     assert token_results == [None] * 20 and token_trips == [1] * 20
+    assert sum(1 for want in token_wants if want) == 1, token_wants
+
+
+@needs_redis
+def test_small_limits_never_ask_for_a_lease_nor_wait_for_one(prefix: str) -> None:
+    async def go() -> tuple[list[int | None], list[int], list[int]]:
+        limiter = RedisLimiter(URL, prefix=prefix)
+        wants: list[int] = []
+        trips = counting(limiter, wants)
+        try:
+            results = [await limiter.admit("k", LEASE_SHARE, None)]
+            results += await asyncio.gather(*(limiter.admit("k", LEASE_SHARE, None) for _ in range(10)))
+        finally:
+            await limiter.close()
+        return results, trips, wants
+
+    results, trips, wants = run(go())
+    assert results == [None] * 11
+    assert not any(wants) and len(trips) <= 3, (trips, wants)  # alone, then together: none held back
 
 
 @needs_redis
@@ -167,6 +190,29 @@ def test_an_idle_lease_gives_back_its_rest(prefix: str) -> None:
 
     before, after = run(go())
     assert before > 3 and after == 3
+
+
+@needs_redis
+def test_leases_ending_at_different_times_are_each_given_back(prefix: str) -> None:
+    async def go() -> list[int]:
+        limiter = RedisLimiter(URL, prefix=prefix)
+        counts = []
+        try:
+            with Redis.from_url(URL) as client:
+                for _ in range(3):
+                    await limiter.admit("early", 10**6, None)
+                await asyncio.sleep(LEASE / 2)
+                for _ in range(3):
+                    await limiter.admit("late", 10**6, None)
+                await asyncio.sleep(LEASE / 2 + 0.2)  # the first lease has ended, the second not
+                counts += [client.zcard(f"{prefix}{{early}}:r"), client.zcard(f"{prefix}{{late}}:r")]
+                await asyncio.sleep(LEASE / 2 + 0.2)  # and now the second: no call in between
+                counts += [client.zcard(f"{prefix}{{early}}:r"), client.zcard(f"{prefix}{{late}}:r")]
+        finally:
+            await limiter.close()
+        return counts
+
+    assert run(go()) == [3, 3 + 1, 3, 3]  # "late": 3 admitted, 1 of its lease of 2 left until it ends
 
 
 HAMMER = textwrap.dedent("""

@@ -186,6 +186,7 @@ class _Lease:
     member: str  # the leased admissions are the members f"{member}#{j}", j = 1..leased
     used: int = 1  # admissions of the key here since the lease was given, the one that asked included
     spent: int = 0  # the key's tokens in the window: Redis's count when given, plus this process's since
+    refused: bool = False  # asked for, none given (the key is near a limit): not asked again until it ends
     asking: asyncio.Future[None] | None = None  # resolved when the admission asking for the next lease is answered
 
     def fits(self, rpm: int | None, tpm: int | None, now: float) -> bool:
@@ -269,7 +270,8 @@ class RedisLimiter:
                 lease.slots -= 1
                 lease.used += 1
                 return None
-            if lease.asking is None and lease.slots == 0 and now < lease.ends:  # ran out: ask for more
+            if lease.asking is None and lease.slots == 0 and now < lease.ends and not lease.refused \
+                    and (rpm is None or rpm > LEASE_SHARE):  # ran out: ask for more
                 want = min(LEASE_MAX, 2 * lease.used)
                 lease.asking = asyncio.get_running_loop().create_future()
         answer: asyncio.Future[list[int] | None] = asyncio.get_running_loop().create_future()
@@ -303,11 +305,10 @@ class RedisLimiter:
         if want or lease is None or not now < lease.ends:  # a new lease, or a key's first admission in a while
             if lease is not None and lease.slots:
                 self._unused.append((key, lease.unused()))
-            self._leases[key] = _Lease(rpm, tpm, now + LEASE, leased, leased, member, spent=spent_tokens)
-            if leased and self._sweep_due is None:  # what it leaves unused goes back when it ends
-                self._sweep_due = asyncio.get_running_loop().call_later(LEASE, self._sweep_now)
-                if self._sender is None:
-                    self._start()
+            self._leases[key] = _Lease(rpm, tpm, now + LEASE, leased, leased, member, spent=spent_tokens,
+                                       refused=bool(want) and not leased)
+            if leased:  # what it leaves unused goes back when it ends
+                self._sweep_when(now + LEASE)
         else:
             lease.used += 1
         return None
@@ -348,6 +349,13 @@ class RedisLimiter:
                     if not answer.done():
                         answer.set_result(None)
 
+    def _sweep_when(self, at: float) -> None:
+        """Make sure a sweep comes at ``at`` (this process's clock) or before."""
+        if self._sweep_due is None and not self._closing:
+            self._sweep_due = asyncio.get_running_loop().call_later(max(0.0, at - self._clock()), self._sweep_now)
+            if self._sender is None:
+                self._start()
+
     def _sweep_now(self) -> None:
         self._sweep_due = None
         self._sweep_at = float("-inf")
@@ -359,7 +367,7 @@ class RedisLimiter:
         now = self._clock()
         if now < self._sweep_at and not self._closing:
             return
-        first_end = float("inf")
+        first_end = first_unused = float("inf")
         for key, lease in list(self._leases.items()):
             if self._closing or (now >= lease.ends and lease.asking is None):
                 del self._leases[key]
@@ -367,7 +375,11 @@ class RedisLimiter:
                     self._unused.append((key, lease.unused()))
             else:
                 first_end = min(first_end, lease.ends)
+                if lease.slots:
+                    first_unused = min(first_unused, lease.ends)
         self._sweep_at = max(first_end, now + LEASE / 4)
+        if first_unused < float("inf"):
+            self._sweep_when(max(first_unused, self._sweep_at))
 
     async def _send(self, asked: list[_Asked], spent: dict[str, int]) -> None:
         """One pipeline: the tokens and the admissions given back first (so the admissions beside
@@ -442,6 +454,9 @@ class RedisLimiter:
     async def close(self) -> None:
         """Send the tokens still waiting and give back the leases' unused admissions, then close."""
         self._closing = True
+        if self._sweep_due is not None:
+            self._sweep_due.cancel()
+            self._sweep_due = None
         self._wake.set()
         if self._sender is None and (self._spent or self._leases):
             self._start()
