@@ -36,6 +36,12 @@ def test_the_option_goes_first_in_the_object() -> None:
     assert asked.endswith(body[2:])  # the rest as sent
 
 
+@pytest.mark.parametrize("body", [b"{}", b" { \n} "])
+def test_an_empty_object_asks_for_the_usage_alone(body: bytes) -> None:
+    asked = body_asking_for_usage(body)
+    assert asked is not None and orjson.loads(asked) == {"stream_options": {"include_usage": True}}
+
+
 @pytest.mark.parametrize("body", [
     b'{"stream":true,"stream_options":{"include_usage":false}}',  # the client chose
     b'{"stream":true,"stream_options":{}}',

@@ -36,6 +36,8 @@ def body_asking_for_usage(body: bytes) -> bytes | None:
     start = body.find(b"{")
     if start < 0 or body[:start].strip():
         return None
+    if body[start + 1:].lstrip().startswith(b"}"):  # an empty object: the option alone, no comma after it
+        return body[:start + 1] + OPTION[:-1] + body[start + 1:]
     return body[:start + 1] + OPTION + body[start + 1:]
 
 
