@@ -287,9 +287,10 @@ HAMMER = textwrap.dedent("""
 """)
 
 
-@needs_redis
-def test_200_at_once_from_two_processes_admit_exactly_50(prefix: str) -> None:
-    processes = [subprocess.Popen([sys.executable, "-c", HAMMER, URL, prefix, "100"], cwd=ROOT, text=True,
+def run_together(script: str, *args: str, timeout: float = 60) -> list[tuple[int, ...]]:
+    """Two processes running ``script`` with ``args``: once both say "ready" they are told to go at
+    the same moment; the numbers each prints at the end."""
+    processes = [subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, text=True,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
     try:
         for p in processes:
@@ -298,11 +299,17 @@ def test_200_at_once_from_two_processes_admit_exactly_50(prefix: str) -> None:
             assert p.stdin is not None
             p.stdin.write("go\n")
             p.stdin.flush()
-        counts = [tuple(map(int, p.communicate(timeout=60)[0].split())) for p in processes]
+        counts = [tuple(map(int, p.communicate(timeout=timeout)[0].split())) for p in processes]
     finally:
         for p in processes:
             p.kill()
     assert [p.returncode for p in processes] == [0, 0]
+    return counts
+
+
+@needs_redis
+def test_200_at_once_from_two_processes_admit_exactly_50(prefix: str) -> None:
+    counts = run_together(HAMMER, URL, prefix, "100")
     assert sum(admitted for admitted, _ in counts) == 50
     assert sum(refused for _, refused in counts) == 150
 

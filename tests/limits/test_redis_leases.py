@@ -5,15 +5,14 @@ what a lease leaves unused given back."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import textwrap
 from typing import Any
 
+import pytest
 from redis import Redis
 
 from gptrelay.limits.redis import LEASE, LEASE_MAX, LEASE_SHARE, RedisLimiter
-from tests.limits.test_redis import ROOT, URL, needs_redis, prefix, redis_now_us, run
+from tests.limits.test_redis import URL, needs_redis, prefix, redis_now_us, run, run_together
 
 __all__ = ["prefix"]  # the fixture
 
@@ -143,28 +142,17 @@ def test_small_limits_never_ask_for_a_lease_nor_wait_for_one(prefix: str) -> Non
 
 
 @needs_redis
-def test_tokens_spent_here_count_against_the_lease_at_once(prefix: str) -> None:
+@pytest.mark.parametrize("change", ["tokens spent here", "the rpm lowered"])
+def test_a_lease_admits_nothing_its_key_would_not_be(prefix: str, change: str) -> None:
     async def go() -> list[int | None]:
         limiter = RedisLimiter(URL, prefix=prefix)
         try:
-            answers = [await limiter.admit("k", 10**6, 1000) for _ in range(3)]  # a lease is given
-            await limiter.spend("k", 1000)
-            answers.append(await limiter.admit("k", 10**6, 1000))  # goes to Redis, with the tokens
-            return answers
-        finally:
-            await limiter.close()
-
-    answers = run(go())
-    assert answers[:3] == [None] * 3 and answers[3] in (59, 60)
-
-
-@needs_redis
-def test_changed_limits_are_not_served_from_a_lease(prefix: str) -> None:
-    async def go() -> list[int | None]:
-        limiter = RedisLimiter(URL, prefix=prefix)
-        try:
-            answers = [await limiter.admit("k", 10**6, None) for _ in range(3)]  # a lease of two
-            answers.append(await limiter.admit("k", 3, None))  # its rpm lowered: Redis counts 2 + a lease of 2
+            answers = [await limiter.admit("k", 10**6, 1000) for _ in range(3)]  # a lease of two is given
+            if change == "tokens spent here":  # they count against the lease at once: Redis is asked
+                await limiter.spend("k", 1000)
+                answers.append(await limiter.admit("k", 10**6, 1000))
+            else:  # a lease holds for the limits it was given for: Redis counts 2 + the lease of 2
+                answers.append(await limiter.admit("k", 3, 1000))
             return answers
         finally:
             await limiter.close()
@@ -239,20 +227,7 @@ HAMMER = textwrap.dedent("""
 @needs_redis
 def test_two_processes_with_leases_never_admit_more_than_the_rpm(prefix: str) -> None:
     rpm, rounds = 4000, 400  # 6,400 asked in all
-    processes = [subprocess.Popen([sys.executable, "-c", HAMMER, URL, prefix, str(rounds), str(rpm)], cwd=ROOT,
-                                  text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in range(2)]
-    try:
-        for p in processes:
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-        for p in processes:
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        counts = [tuple(map(int, p.communicate(timeout=120)[0].split())) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    assert [p.returncode for p in processes] == [0, 0]
+    counts = run_together(HAMMER, URL, prefix, str(rounds), str(rpm), timeout=120)
     admitted = sum(a for a, _ in counts)
     # Never more than the rpm; fewer only by what a lease held when the other process stopped asking.
     assert rpm - 2 * LEASE_MAX <= admitted <= rpm, counts
