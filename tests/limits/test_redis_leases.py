@@ -192,9 +192,9 @@ def test_leases_ending_at_different_times_are_each_given_back(prefix: str) -> No
                 await asyncio.sleep(LEASE / 2)
                 for _ in range(3):
                     await limiter.admit("late", 10**6, None)
-                await asyncio.sleep(LEASE / 2 + 0.2)  # the first lease has ended, the second not
+                await asyncio.sleep(LEASE / 2 + 0.25)  # the first lease has ended, the second not
                 counts += [client.zcard(f"{prefix}{{early}}:r"), client.zcard(f"{prefix}{{late}}:r")]
-                await asyncio.sleep(LEASE / 2 + 0.2)  # and now the second: no call in between
+                await asyncio.sleep(LEASE / 2 + 0.25)  # and now the second: no call in between
                 counts += [client.zcard(f"{prefix}{{early}}:r"), client.zcard(f"{prefix}{{late}}:r")]
         finally:
             await limiter.close()
