@@ -203,6 +203,23 @@ def test_leases_ending_at_different_times_are_each_given_back(prefix: str) -> No
     assert run(go()) == [3, 3 + 1, 3, 3]  # "late": 3 admitted, 1 of its lease of 2 left until it ends
 
 
+@needs_redis
+def test_keys_not_used_for_a_while_are_forgotten(prefix: str) -> None:
+    async def go() -> tuple[int, int]:
+        limiter = RedisLimiter(URL, prefix=prefix)
+        try:
+            for n in range(100):  # keys too small for a lease: what the limiter keeps is their recent use
+                await limiter.admit(f"k{n}", 10, None)
+            before = len(limiter._leases)
+            await asyncio.sleep(LEASE + 0.1)
+            await limiter.admit("next", 10, None)
+            return before, len(limiter._leases)
+        finally:
+            await limiter.close()
+
+    assert run(go()) == (100, 1)
+
+
 HAMMER = textwrap.dedent("""
     import asyncio, sys
     from gptrelay.limits.redis import RedisLimiter

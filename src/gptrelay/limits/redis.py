@@ -309,6 +309,10 @@ class RedisLimiter:
                                        refused=bool(want) and not leased)
             if leased:  # what it leaves unused goes back when it ends
                 self._sweep_when(now + LEASE)
+            elif now >= self._sweep_at:  # keys not used for a while are forgotten
+                self._sweep()
+                if self._unused:
+                    self._sweep_now()
         else:
             lease.used += 1
         return None
@@ -360,6 +364,8 @@ class RedisLimiter:
         self._sweep_due = None
         self._sweep_at = float("-inf")
         self._wake.set()
+        if self._sender is None:
+            self._start()
 
     def _sweep(self) -> None:
         """Forget the leases that ended (giving back what they left), when the first of them ends
@@ -377,7 +383,7 @@ class RedisLimiter:
                 first_end = min(first_end, lease.ends)
                 if lease.slots:
                     first_unused = min(first_unused, lease.ends)
-        self._sweep_at = max(first_end, now + LEASE / 4)
+        self._sweep_at = max(min(first_end, now + LEASE), now + LEASE / 4)
         if first_unused < float("inf"):
             self._sweep_when(max(first_unused, self._sweep_at))
 
