@@ -315,6 +315,55 @@ def test_the_spool_is_imported_once_the_database_answers_again(database_url: str
     run(go)
 
 
+def test_the_spool_is_imported_with_no_new_record_once_the_database_answers(database_url: str,
+                                                                            tmp_path: Path) -> None:
+    """A burst spooled while the database was slow, then no request: the records still reach it."""
+    async def go() -> None:
+        dead, alive = create_engine(DEAD), create_engine(database_url)
+        writer = UsageWriter(dead, tmp_path, retry_for=0.2, spool_retry=0.3)
+        await writer.start()
+        await asyncio.gather(*(writer.record(make(n)) for n in range(5)))
+        assert writer.spooled == 5 and (tmp_path / SPOOL_NAME).exists()
+        await asyncio.sleep(0.5)  # a try with the database still down: the spool stays, quietly
+        assert (tmp_path / SPOOL_NAME).exists()
+        writer.engine, writer._sink = alive, sink_for(alive)  # the database is back; no record comes
+        for _ in range(100):
+            if not (tmp_path / SPOOL_NAME).exists():
+                break
+            await asyncio.sleep(0.02)
+        assert not (tmp_path / SPOOL_NAME).exists()
+        assert await stored(database_url) == list(range(5))
+        await writer.close()
+        await dead.dispose()
+        await alive.dispose()
+
+    run(go)
+
+
+def test_a_spool_the_start_could_not_import_is_imported_once_the_database_answers(database_url: str,
+                                                                                  tmp_path: Path) -> None:
+    async def go() -> None:
+        dead, alive = create_engine(DEAD), create_engine(database_url)
+        first = UsageWriter(dead, tmp_path, retry_for=0.2)
+        await first.start()
+        await first.record(make(0))
+        await first.close()
+        second = UsageWriter(dead, tmp_path, retry_for=0.2, spool_retry=0.2)
+        await second.start()  # the database still down: the spool stays
+        assert (tmp_path / SPOOL_NAME).exists()
+        second.engine, second._sink = alive, sink_for(alive)
+        for _ in range(100):
+            if not (tmp_path / SPOOL_NAME).exists():
+                break
+            await asyncio.sleep(0.02)
+        assert await stored(database_url) == [0]
+        await second.close()
+        await dead.dispose()
+        await alive.dispose()
+
+    run(go)
+
+
 def test_an_unexpected_failure_is_logged_and_no_caller_waits_forever(tmp_path: Path,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     async def go() -> None:

@@ -12,7 +12,8 @@ is logged; until a batch commits again, each batch is tried once and spooled at
 once (so only the first replies of an outage wait), with a warning at most every
 ``WARN_EVERY`` seconds, and one when the database answers again. ``start()``
 imports a spool an earlier run left, then removes it; so does the first commit
-that succeeds after this writer spooled.
+that succeeds after this writer spooled, or, when no record comes to show that
+the database answers again, a quiet try every ``SPOOL_RETRY`` seconds.
 A spool that cannot be written (a full disk) is one error line: ``record()``
 never hangs and never raises into the request.
 
@@ -57,6 +58,9 @@ at the price of that much time before those responses end."""
 GATHER_UP_TO = 64
 WARN_EVERY = 30.0
 """Seconds between two warnings of one database outage (each batch is spooled at once meanwhile)."""
+SPOOL_RETRY = 5.0
+"""Seconds a spooled writer with nothing to write waits before it tries the database again (the
+import of the spool), so spooled records reach the database without a new request to show it answers."""
 
 Pending = tuple[UsageRecord, "asyncio.Future[None]"]
 
@@ -72,7 +76,7 @@ class UsageWriter:
     """
 
     def __init__(self, engine: AsyncEngine, spool_dir: str | Path = ".", *, retry_for: float = 2.0,
-                 gather: float = GATHER) -> None:
+                 gather: float = GATHER, spool_retry: float = SPOOL_RETRY) -> None:
         self.engine = engine
         self.gather = gather
         self.more_coming: Callable[[], bool] = lambda: False  # other requests still running (the app's)
@@ -80,6 +84,7 @@ class UsageWriter:
         self._sink = sink_for(engine)
         self.spool = Path(spool_dir) / SPOOL_NAME
         self.retry_for = retry_for
+        self.spool_retry = spool_retry
         self.committed = 0
         self.batches = 0
         self.last_commit_seconds = 0.0
@@ -101,9 +106,9 @@ class UsageWriter:
         return len(self._pending) + self._writing
 
     async def start(self) -> None:
-        """Import a spool left by an earlier run (kept, with a warning, if the database fails), then
-        start writing."""
-        await self.import_spool()
+        """Import a spool left by an earlier run (kept, with a warning, if the database fails: it is
+        tried again as below), then start writing."""
+        self._spool_waiting = await self._import_spool(warn=True) < 0
         try:
             await self._sink.open()
         except Exception as error:  # the batches try again
@@ -144,7 +149,14 @@ class UsageWriter:
                 if self._closing:
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                if not self._spool_waiting:
+                    await self._wake.wait()
+                    continue
+                with contextlib.suppress(TimeoutError):  # a spool waits: try the database now and then
+                    async with asyncio.timeout(self.spool_retry):
+                        await self._wake.wait()
+                if not self._pending and not self._closing:
+                    await self._retry_spool()
                 continue
             if self.gather and len(self._pending) < GATHER_UP_TO and self.more_coming():
                 await asyncio.sleep(self.gather)  # others end soon: one transaction for them too
@@ -160,8 +172,7 @@ class UsageWriter:
             finally:
                 self._writing = 0
             if committed and self._spool_waiting:
-                self._spool_waiting = False
-                await self.import_spool()
+                self._spool_waiting = await self._import_spool(warn=True) < 0
 
     async def _write(self, batch: list[Pending]) -> bool:
         """Commit ``batch``, or spool it when the database keeps failing; whether it was committed."""
@@ -189,11 +200,27 @@ class UsageWriter:
             self.batches += 1
             self.committed += len(batch)
             _resolve(batch)
-            if self._outage_told is not None:
-                log.warning("usage: the database answers again; %d record(s) went to the spool meanwhile",
-                            self._outage_spooled)
-                self._outage_told, self._outage_spooled = None, 0
+            self._recovered()
             return True
+
+    def _recovered(self) -> None:
+        """The database committed: an outage told is over."""
+        if self._outage_told is not None:
+            log.warning("usage: the database answers again; %d record(s) went to the spool meanwhile",
+                        self._outage_spooled)
+            self._outage_told, self._outage_spooled = None, 0
+
+    async def _retry_spool(self) -> None:
+        """Nothing to write and a spool waiting: import it if the database answers (within
+        ``retry_for``), else leave it for the next try, quietly."""
+        try:
+            async with asyncio.timeout(self.retry_for):
+                imported = await self._import_spool(warn=False)
+        except TimeoutError:
+            return
+        if imported >= 0:
+            self._spool_waiting = False
+            self._recovered()
 
     async def _insert(self, records: list[UsageRecord]) -> None:
         await self._sink.insert(records)
@@ -261,22 +288,29 @@ class UsageWriter:
                 os.close(fd)
 
     async def import_spool(self) -> int:
-        """Commit the records of a spool file, then remove it; how many were imported."""
+        """Commit the records of a spool file, then remove it; how many were imported (0 when it stays)."""
+        return max(0, await self._import_spool(warn=True))
+
+    async def _import_spool(self, warn: bool) -> int:
+        """How many records of the spool were imported; -1 when it stays (the database failed), told
+        in a warning when ``warn``."""
         try:
             fd = await asyncio.to_thread(_open_locked, self.spool)
         except FileNotFoundError:
             return 0
         except OSError as error:
             log.warning("usage: cannot read the spool %s: %s", self.spool, error)
-            return 0
+            return -1
         try:
             records, bad = _parse(_read_all(fd))
             if records:
                 await self._insert(records)
             os.unlink(self.spool)
         except Exception as error:
-            log.warning("usage: the spool %s stays for the next start: %s", self.spool, _reason(self.engine, error))
-            return 0
+            if warn:
+                log.warning("usage: the spool %s stays until the database answers: %s", self.spool,
+                            _reason(self.engine, error))
+            return -1
         finally:
             os.close(fd)
         if bad:
