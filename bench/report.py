@@ -136,6 +136,8 @@ def render(data: dict[str, Any]) -> str:
             for name, r in by_target.items():
                 errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "none"
                 recorded = fmt(int(r["recorded"])) if r.get("recorded") is not None else "—"
+                if r.get("recorded_at_end") not in (None, r.get("recorded")):  # some came from the spool
+                    recorded += f" ({fmt(int(r['recorded_at_end']))} when the streams ended)"
                 rows.append([n, name, f"{r['complete']:,.0f}/{int(r['n']):,}", recorded, errors,
                              fmt(r["gap_p50_ms"]), fmt(r["gap_p99_ms"]), ratio(r["gap_p99_ms"], direct_gap),
                              fmt(r.get("ttfb_p99_ms")), fmt(r.get("total_p99_ms")),

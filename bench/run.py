@@ -47,6 +47,7 @@ import harness as h  # noqa: E402
 import instructions  # noqa: E402
 import report  # noqa: E402
 import team  # noqa: E402
+from gptrelay.usage.writer import SPOOL_RETRY  # noqa: E402
 from httpclient import percentile  # noqa: E402
 
 PY = h.PYTHON
@@ -337,8 +338,16 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
             errors[k] = errors.get(k, 0) + v
     gen_cpu = sum(r.get("cpu_s", 0.0) for r in results)
     endings = [e for r in results for e in r.get("incomplete_endings", [])][:3]
-    recorded = stack.records(name) - recorded_before if name in (TEAM, SHARED) else None
-    return {"recorded": recorded, "n": n, "complete": sum(r["complete"] for r in results), "errors": errors,
+    recorded = recorded_at_end = None
+    if name in (TEAM, SHARED):
+        recorded = recorded_at_end = stack.records(name) - recorded_before
+        # Records a stalled database sent to the spool reach it within the writer's SPOOL_RETRY.
+        settle_until = time.monotonic() + 2 * SPOOL_RETRY + 2
+        while recorded < n and time.monotonic() < settle_until:
+            time.sleep(0.5)
+            recorded = stack.records(name) - recorded_before
+    return {"recorded": recorded, "recorded_at_end": recorded_at_end, "n": n,
+            "complete": sum(r["complete"] for r in results), "errors": errors,
             "gap_p50_ms": percentile(gaps, 50) * 1e3, "gap_p99_ms": percentile(gaps, 99) * 1e3,
             "ttfb_p99_ms": percentile(ttfbs, 99) * 1e3,
             "total_p99_ms": percentile([t for r in results for t in r["totals"]], 99) * 1e3,
