@@ -299,7 +299,8 @@ class UsageWriter:
         except FileNotFoundError:
             return 0
         except OSError as error:
-            log.warning("usage: cannot read the spool %s: %s", self.spool, error)
+            if warn:
+                log.warning("usage: cannot read the spool %s: %s", self.spool, error)
             return -1
         try:
             records, bad = _parse(_read_all(fd))
