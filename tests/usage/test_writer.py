@@ -11,8 +11,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import orjson
 import pytest
 from sqlalchemy import select
 
@@ -362,6 +363,43 @@ def test_a_spool_the_start_could_not_import_is_imported_once_the_database_answer
         await alive.dispose()
 
     run(go)
+
+
+def test_a_spool_the_database_refuses_is_not_read_at_every_batch(database_url: str, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A spool whose import fails with the database up (a line it refuses) is tried every spool_retry
+    seconds, and why it stays is told once."""
+    async def go() -> list[int]:
+        engine = create_engine(database_url)
+        writer = UsageWriter(engine, tmp_path, spool_retry=0.3)
+        tries = []
+        importing = writer._import_spool
+
+        async def counted(warn: bool) -> int:
+            tries.append(int(warn))
+            return await importing(warn)
+
+        async def refused(records: list[Any]) -> None:
+            raise RuntimeError("refused")
+
+        writer._import_spool = counted  # type: ignore[method-assign]
+        (tmp_path / SPOOL_NAME).write_bytes(orjson.dumps(make(0).as_json()) + b"\n")
+        inserting = writer._insert
+        writer._insert = refused  # type: ignore[method-assign]  # the import fails
+        await writer.start()
+        writer._insert = inserting  # type: ignore[method-assign]
+        for n in range(1, 50):  # records keep coming and committing for 0.5 s
+            await writer.record(make(n))
+            await asyncio.sleep(0.01)
+        await writer.close()
+        await engine.dispose()
+        return tries
+
+    with caplog.at_level(logging.WARNING, "gptrelay.usage"):
+        tries = run(go)
+    assert 1 <= len(tries) <= 4, tries  # at start, then at most every 0.3 s
+    assert tries[0] == 1 and sum(tries) == 1  # told once
+    assert not (tmp_path / SPOOL_NAME).exists()  # the database took it once the failure was gone
 
 
 def test_an_unexpected_failure_is_logged_and_no_caller_waits_forever(tmp_path: Path,

@@ -97,6 +97,8 @@ class UsageWriter:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._spool_waiting = False  # this writer spooled; import once the database answers again
+        self._spool_tried_at = float("-inf")
+        self._spool_told = False  # why the spool stays was told (once until it is imported)
         self._reserve: int | None = None  # a descriptor held for the spool, for when none is left
         self._outage_told: float | None = None  # when the database's failure was last told; None: it works
         self._outage_spooled = 0
@@ -108,7 +110,8 @@ class UsageWriter:
     async def start(self) -> None:
         """Import a spool left by an earlier run (kept, with a warning, if the database fails: it is
         tried again as below), then start writing."""
-        self._spool_waiting = await self._import_spool(warn=True) < 0
+        self._spool_waiting = True  # whether a spool is there or not: the import says
+        await self._try_spool()
         try:
             await self._sink.open()
         except Exception as error:  # the batches try again
@@ -156,7 +159,9 @@ class UsageWriter:
                     async with asyncio.timeout(self.spool_retry):
                         await self._wake.wait()
                 if not self._pending and not self._closing:
-                    await self._retry_spool()
+                    with contextlib.suppress(TimeoutError):  # a database that does not answer: next time
+                        async with asyncio.timeout(self.retry_for):
+                            await self._try_spool()
                 continue
             if self.gather and len(self._pending) < GATHER_UP_TO and self.more_coming():
                 await asyncio.sleep(self.gather)  # others end soon: one transaction for them too
@@ -171,8 +176,8 @@ class UsageWriter:
                 committed = False
             finally:
                 self._writing = 0
-            if committed and self._spool_waiting:
-                self._spool_waiting = await self._import_spool(warn=True) < 0
+            if committed and self._spool_waiting and time.monotonic() - self._spool_tried_at >= self.spool_retry:
+                await self._try_spool()
 
     async def _write(self, batch: list[Pending]) -> bool:
         """Commit ``batch``, or spool it when the database keeps failing; whether it was committed."""
@@ -210,17 +215,17 @@ class UsageWriter:
                         self._outage_spooled)
             self._outage_told, self._outage_spooled = None, 0
 
-    async def _retry_spool(self) -> None:
-        """Nothing to write and a spool waiting: import it if the database answers (within
-        ``retry_for``), else leave it for the next try, quietly."""
-        try:
-            async with asyncio.timeout(self.retry_for):
-                imported = await self._import_spool(warn=False)
-        except TimeoutError:
-            return
+    async def _try_spool(self) -> None:
+        """Import the spool this writer left (at most every ``spool_retry`` seconds: a spool the
+        database refuses is not read again at every batch); why it stays is told once, unless an
+        outage told already is why."""
+        self._spool_tried_at = time.monotonic()
+        imported = await self._import_spool(warn=not self._spool_told and self._outage_told is None)
         if imported >= 0:
-            self._spool_waiting = False
+            self._spool_waiting = self._spool_told = False
             self._recovered()
+        else:
+            self._spool_told = True
 
     async def _insert(self, records: list[UsageRecord]) -> None:
         await self._sink.insert(records)
@@ -237,7 +242,8 @@ class UsageWriter:
         else:
             self.spooled += len(batch)
             self._outage_spooled += len(batch)
-            self._spool_waiting = True
+            if not self._spool_waiting:  # a new outage: the first commit after it imports at once
+                self._spool_waiting, self._spool_tried_at = True, float("-inf")
             now = time.monotonic()
             if self._outage_told is None or now - self._outage_told >= WARN_EVERY:
                 log.warning("usage: the database failed (%s); %d record(s) written to %s (and the next ones, "
