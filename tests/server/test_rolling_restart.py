@@ -45,8 +45,13 @@ def nginx_binary() -> str:
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
-    for process in started:
+    for process in started:  # SIGTERM: nginx's master stops its workers (a SIGKILL left them running)
         if process.poll() is None:
+            process.terminate()
+    for process in started:
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
 
