@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -243,3 +243,15 @@ def remount(where: Path, options: str) -> None:
     done = subprocess.run(["mount", "-o", f"remount,{options}", str(where)], capture_output=True, text=True,
                           timeout=10)
     assert done.returncode == 0, done.stderr
+
+
+def eventually(check: Callable[[], T], within: float = 20, every: float = 0.02) -> T:
+    """``check()``'s result once it is true, or its last one after ``within`` seconds (what a relay
+    tells of a request, its metrics, records and log lines, comes just after the request ends)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every)
+    return check()

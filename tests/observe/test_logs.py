@@ -17,8 +17,7 @@ import pytest
 
 from gptrelay.observe.logs import ACCESS, AccessLine, plain
 from tests.conftest import UPSTREAM_KEY, RunningFake, RunningRelay, Store
-from tests.helpers import chat, serve_process, user
-from tests.observe.conftest import eventually
+from tests.helpers import chat, eventually, serve_process, user
 
 Relay = Callable[..., RunningRelay]
 SECRET = "the-secret-prompt-7c1d"

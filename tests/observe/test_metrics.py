@@ -13,8 +13,8 @@ from gptrelay.observe import metrics
 from gptrelay.observe.metrics import route_pattern, v1_route
 from gptrelay.upstream import pool
 from tests.conftest import RunningRelay, Store
-from tests.helpers import chat, user
-from tests.observe.conftest import eventually, scrape, value
+from tests.helpers import chat, eventually, user
+from tests.observe.conftest import scrape, value
 from tests.upstream.conftest import Fakes
 from tests.upstream.test_pool import upstream
 from tests.usage.test_recording import records

@@ -10,8 +10,8 @@ import httpx
 from prometheus_client.mmap_dict import MmapedDict
 
 from tests.conftest import UPSTREAM_KEY, RunningFake
-from tests.helpers import serve_process, user
-from tests.observe.conftest import ADMIN_KEY, eventually, scrape, value
+from tests.helpers import eventually, serve_process, user
+from tests.observe.conftest import ADMIN_KEY, scrape, value
 
 REQUESTS = 40
 

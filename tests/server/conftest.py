@@ -19,7 +19,7 @@ import pytest
 from gptrelay.db.engine import create_engine
 from gptrelay.usage.queries import usage_rows
 from tests.conftest import ACCESS_KEY, UPSTREAM_KEY, RunningFake
-from tests.helpers import RelayProcess, run_async, serve_process, user
+from tests.helpers import RelayProcess, eventually, run_async, serve_process, user
 
 AUTH = {"Authorization": f"Bearer {ACCESS_KEY}"}
 # A reply of 40 pieces, 100 ms apart: about four seconds, long enough to signal the relay mid-reply.
@@ -27,6 +27,7 @@ SLOW = "/scenario long cut=40 interval_ms=100"
 # Three pieces, then silence: a reply that only a cut ends.
 STALLED = "/scenario stall cut=3"
 ROUTES = ("/chat", "/chatgpt", "/v1/chat/completions")
+Serve = Callable[..., RelayProcess]  # the ``serve`` fixture: a relay process started with these env and args
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -124,6 +125,13 @@ def stream(url: str, route: str, scenario: str) -> Reply:
     return reply
 
 
+def streaming(relay: RelayProcess, fake: RunningFake, scenario: str, routes: tuple[str, ...] = ROUTES) -> list[Reply]:
+    """A stream to each of ``routes`` (in turn) through ``relay``, once every one is under way upstream."""
+    replies = [stream(relay.url, route, scenario) for route in routes]
+    upstream_streaming(fake, len(replies))
+    return replies
+
+
 def upstream_streaming(fake: RunningFake, count: int, within: float = 30) -> None:
     """Wait until the fake upstream is sending ``count`` replies (some bytes sent, not finished)."""
     deadline = time.monotonic() + within
@@ -166,14 +174,5 @@ def refused(url: str) -> bool:
     return False
 
 
-def eventually(check: Callable[[], bool], within: float = 20, every: float = 0.02) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every)
-    return check()
-
-
-__all__ = ["AUTH", "ROUTES", "SLOW", "STALLED", "Reply", "eventually", "exits", "refused", "relay_env", "stream",
-           "upstream_streaming", "usage_records"]
+__all__ = ["AUTH", "ROUTES", "SLOW", "STALLED", "Reply", "Serve", "eventually", "exits", "refused", "relay_env",
+           "stream", "streaming", "upstream_streaming", "usage_records"]

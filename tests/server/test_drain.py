@@ -5,30 +5,29 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from gptrelay.usage.writer import SPOOL_NAME
 from tests.conftest import RunningFake
-from tests.helpers import RelayProcess, connect, user
+from tests.helpers import connect, user
 from tests.server.conftest import (
     AUTH,
     ROUTES,
     SLOW,
     STALLED,
     Reply,
+    Serve,
     eventually,
     exits,
     refused,
     relay_env,
     stream,
+    streaming,
     upstream_streaming,
     usage_records,
 )
-
-Serve = Callable[..., RelayProcess]
 
 
 def assert_whole(reply: Reply) -> None:
@@ -63,8 +62,7 @@ def assert_cut(reply: Reply) -> None:
 def test_sigterm_lets_every_reply_finish_and_commits_its_record(
         serve: Serve, fake_upstream: RunningFake, database_url: str) -> None:
     relay = serve(relay_env(fake_upstream, database_url, DRAIN_TIMEOUT="120"))
-    replies = [stream(relay.url, route, SLOW) for route in ROUTES]
-    upstream_streaming(fake_upstream, len(replies))
+    replies = streaming(relay, fake_upstream, SLOW)
     relay.process.send_signal(signal.SIGTERM)
     # The port closes at once, while the replies are still coming: a load balancer's next
     # connection goes to another relay.
@@ -83,8 +81,7 @@ def test_sigterm_lets_every_reply_finish_and_commits_its_record(
 def test_past_drain_timeout_replies_are_cut_saying_so_and_still_recorded(
         serve: Serve, fake_upstream: RunningFake, database_url: str) -> None:
     relay = serve(relay_env(fake_upstream, database_url, DRAIN_TIMEOUT="1"))
-    replies = [stream(relay.url, route, STALLED) for route in ROUTES]
-    upstream_streaming(fake_upstream, len(replies))
+    replies = streaming(relay, fake_upstream, STALLED)
     relay.process.send_signal(signal.SIGTERM)
     for reply in replies:
         assert_cut(reply.wait())
@@ -185,8 +182,7 @@ def test_with_the_database_down_the_drain_spools_every_record(serve: Serve, fake
                                                               tmp_path: Path) -> None:
     database = tmp_path / "relay.db"
     relay = serve(relay_env(fake_upstream, f"sqlite:///{database}", DRAIN_TIMEOUT="120"))
-    replies = [stream(relay.url, route, SLOW) for route in ROUTES]
-    upstream_streaming(fake_upstream, len(replies))
+    replies = streaming(relay, fake_upstream, SLOW)
     holder = sqlite3.connect(database, timeout=10, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")  # an sqlite3 shell, a backup: a write transaction left open

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import ACCESS_KEY, UPSTREAM_KEY, RunningFake
-from tests.helpers import RelayProcess, user
-from tests.server.conftest import AUTH, ROUTES, eventually, exits, stream, upstream_streaming
+from tests.helpers import user
+from tests.server.conftest import AUTH, ROUTES, Serve, eventually, exits, streaming
 from tests.server.test_drain import assert_whole
 
-Serve = Callable[..., RelayProcess]
 LONGER = "/scenario long cut=100 interval_ms=100"
 
 
@@ -34,8 +32,7 @@ def test_sighup_rereads_the_upstreams_and_every_stream_goes_on(serve: Serve, fak
     relay = serve(env, "--workers", str(workers))
     # Replies of about ten seconds (100 pieces, 100 ms apart): still streaming once every process has read
     # the file again, however loaded the machine.
-    replies = [stream(relay.url, ROUTES[n % 3], LONGER) for n in range(3 * workers)]
-    upstream_streaming(fake_upstream, len(replies))
+    replies = streaming(relay, fake_upstream, LONGER, ROUTES * workers)
     config.write_text(upstreams("second", fake_upstream))
     relay.process.send_signal(signal.SIGHUP)
     assert eventually(lambda: relay.stderr.count("upstreams read again") == workers), relay.stderr

@@ -4,7 +4,6 @@ not 0 when a worker died on its own."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -14,17 +13,15 @@ from tests.helpers import RelayProcess
 from tests.server.conftest import (
     ROUTES,
     SLOW,
+    Serve,
     eventually,
     exits,
     refused,
     relay_env,
-    stream,
-    upstream_streaming,
+    streaming,
     usage_records,
 )
 from tests.server.test_drain import assert_whole
-
-Serve = Callable[..., RelayProcess]
 
 
 def workers_of(relay: RelayProcess, count: int) -> list[psutil.Process]:
@@ -50,8 +47,7 @@ def test_sigterm_drains_every_worker(serve: Serve, fake_upstream: RunningFake, d
     relay = serve(relay_env(fake_upstream, database_url, DRAIN_TIMEOUT="120"), "--workers", "2")
     workers = workers_of(relay, 2)
     port = int(relay.url.rsplit(":", 1)[1])
-    replies = [stream(relay.url, ROUTES[n % 3], SLOW) for n in range(8)]
-    upstream_streaming(fake_upstream, len(replies))
+    replies = streaming(relay, fake_upstream, SLOW, (ROUTES * 3)[:8])
     # The kernel spreads connections over the workers (SO_REUSEPORT): both have replies to finish.
     assert all(serving_connections(worker, port) for worker in workers), "one worker took every stream"
     relay.process.send_signal(signal.SIGTERM)
