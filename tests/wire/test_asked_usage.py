@@ -10,7 +10,14 @@ import orjson
 import pytest
 
 from gptrelay.fake.chunks import DONE, ChunkWriter
-from gptrelay.wire.asked_usage import HOLD_AT_MOST, WholeEvents, body_asking_for_usage, without_usage
+from gptrelay.wire.asked_usage import (
+    HOLD_AT_MOST,
+    WholeEvents,
+    body_asking_for_usage,
+    without_nulls,
+    without_usage,
+    without_usage_chunk,
+)
 
 
 def stream(asked: bool, azure: bool = False) -> bytes:
@@ -80,3 +87,21 @@ def test_bytes_that_never_end_an_event_are_not_held_forever() -> None:
     whole = WholeEvents()
     assert whole.feed(b"x" * HOLD_AT_MOST) == b""
     assert whole.feed(b"y") == b"x" * HOLD_AT_MOST + b"y" and whole.rest == b""
+
+
+def test_the_nulls_taken_out_count_the_events_but_the_usage_chunk() -> None:
+    asked, plain = stream(asked=True), stream(asked=False)
+    events, nulls = without_nulls(asked)
+    assert nulls == 4  # role, two contents, finish
+    assert without_nulls(plain) == (plain, 0)
+    assert without_usage_chunk(events) == plain
+
+
+def test_only_a_usage_only_chunk_goes_wherever_it_is() -> None:
+    writer = ChunkWriter("gpt-4o-mini", usage=False)
+    usage = ChunkWriter("gpt-4o-mini", usage=True).usage_chunk(9, 3)
+    content = writer.content('say "prompt_tokens": 1')  # a quote in text is escaped: no usage there
+    with_usage_and_choices = usage.replace(b'"choices":[]', b'"choices":[{"index":0,"delta":{}}]')
+    events = usage + content + usage + with_usage_and_choices + usage
+    assert without_usage_chunk(events) == content + with_usage_and_choices
+    assert without_usage_chunk(content) == content

@@ -26,7 +26,7 @@ from gptrelay.limits.admission import check_model
 from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 from gptrelay.usage.meter import Meter
-from gptrelay.wire.asked_usage import NULL_USAGE, WholeEvents, body_asking_for_usage, without_usage
+from gptrelay.wire.asked_usage import WholeEvents, body_asking_for_usage, without_nulls, without_usage_chunk
 from gptrelay.wire.sse import terminated
 from gptrelay.wire.tokens import MARK
 
@@ -153,18 +153,21 @@ class _StreamEnd:
         self._whole = WholeEvents() if hide_usage else None
 
     def write(self, chunk: bytes) -> Awaitable[None] | None:
+        meter = self._meter
         whole = self._whole
         if whole is not None:
             chunk = whole.feed(chunk)
             if not chunk:
                 return None
-        meter = self._meter
-        holds_usage = MARK in chunk
-        if holds_usage:
-            meter.read_usage(chunk)
-        meter.reply_size += chunk.count(b"data:")  # events: about a token each, for an estimate
-        if whole is not None:
-            chunk = without_usage(chunk, True) if holds_usage else chunk.replace(NULL_USAGE, b"")
+            chunk, events = without_nulls(chunk)  # each event but the usage chunk had one
+            meter.reply_size += events or chunk.count(b"data:")  # events: about a token each, for an estimate
+            if chunk.rfind(MARK) >= 0:  # (backward: see wire.asked_usage)
+                meter.read_usage(chunk)
+                chunk = without_usage_chunk(chunk)
+        else:
+            if chunk.rfind(MARK) >= 0:
+                meter.read_usage(chunk)
+            meter.reply_size += chunk.count(b"data:")
         if chunk.endswith(SSE_DONE):
             self._done = SSE_DONE
             chunk = chunk[:-len(SSE_DONE)]

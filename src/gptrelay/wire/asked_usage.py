@@ -14,7 +14,14 @@ not ask gets neither. This module does the byte work, without parsing JSON:
   could not have used anyway), so a chunk or a ``"usage":null`` cut by a
   network read is still found whole;
 - ``without_usage(events)``: whole events without the usage chunk and the
-  ``"usage":null`` fields.
+  ``"usage":null`` fields; ``without_nulls`` and ``without_usage_chunk`` are its
+  two steps, for a caller that wants to know how many events carried a null.
+
+Every byte of a streamed reply passes through here, so each step is one scan of
+the bytes at most. CPython's forward search is slow on JSON text for a needle
+that ends in a common character (``_tokens"``: ~0.45 ns a byte here), its
+backward search much faster when the needle starts with a rare one: the usage
+chunk, the last event of a stream, is looked for from the end.
 """
 
 from __future__ import annotations
@@ -47,23 +54,33 @@ def is_usage_only(event: bytes) -> bool:
     return (USAGE_ONLY[0] in event or USAGE_ONLY[1] in event) and MARK in event
 
 
-def without_usage(events: bytes, holds_usage: bool | None = None) -> bytes:
-    """Whole events without the usage-only chunk and without ``"usage":null``. Only the event around
-    a ``"choices":[]`` is looked at: a read of many events costs a few scans, not a split.
-    ``holds_usage``: whether ``MARK`` is in ``events``, when the caller has looked already."""
-    if not (MARK in events if holds_usage is None else holds_usage):  # only the nulls to take out
-        return events.replace(NULL_USAGE, b"")
+def without_usage(events: bytes) -> bytes:
+    """Whole events without the usage-only chunk and without ``"usage":null``."""
+    return without_usage_chunk(without_nulls(events)[0])
+
+
+def without_nulls(events: bytes) -> tuple[bytes, int]:
+    """``events`` without their ``"usage":null`` fields, and how many there were (one in each
+    chunk but the usage chunk: the events of a reply, counted in the same scan)."""
+    pieces = events.split(NULL_USAGE)
+    if len(pieces) == 1:
+        return events, 0
+    return b"".join(pieces), len(pieces) - 1
+
+
+def without_usage_chunk(events: bytes) -> bytes:
+    """Whole events without the usage-only chunk(s). Only the events around a usage (``MARK``) are
+    looked at, from the end: a read without one costs one backward scan."""
+    at = events.rfind(MARK)
+    if at < 0:
+        return events
     ends = _ENDS if b"\r" in events else _LF_END
-    for marker in USAGE_ONLY:
-        at = events.find(marker)
-        while at >= 0:
-            begin, end = _event_around(events, at, ends)
-            if MARK in events[begin:end]:
-                events = events[:begin] + events[end:]
-                at = events.find(marker, begin)
-            else:
-                at = events.find(marker, end)
-    return events.replace(NULL_USAGE, b"")
+    while at >= 0:
+        begin, end = _event_around(events, at, ends)
+        if is_usage_only(events[begin:end]):
+            events = events[:begin] + events[end:]
+        at = events.rfind(MARK, 0, begin)
+    return events
 
 
 def _event_around(events: bytes, at: int, ends: tuple[bytes, ...]) -> tuple[int, int]:
