@@ -62,6 +62,10 @@ class Stream:
     async def keepalive(self) -> None:
         await self.write(self._keepalive)
 
-    async def finish(self) -> web.StreamResponse:
-        await self.response.write_eof()
+    async def finish(self, last: bytes = b"") -> web.StreamResponse:
+        """Send ``last`` and end the response, in one write."""
+        if not self.response.prepared:
+            self.started_at = asyncio.get_running_loop().time()
+            await self.response.prepare(self.request)
+        await self.response.write_eof(last)
         return self.response

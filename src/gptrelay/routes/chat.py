@@ -39,9 +39,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     meter.count(usage, pieces + reader.pieces)
     meter.first_byte = stream.started_at
     await meter.commit()  # before the done frame: a client that saw its reply end has its record
-    await stream.write(frames.done(reader.finish_reason, usage if asked.wants_usage else None,
-                                   rounds.count if rounds.limit else None))
-    return await stream.finish()
+    return await stream.finish(frames.done(reader.finish_reason, usage if asked.wants_usage else None,
+                                           rounds.count if rounds.limit else None))
 
 
 async def _round(request: web.Request, rounds: Rounds, stream: Stream, reader: CompletionReader) -> None:

@@ -64,8 +64,7 @@ async def chatgpt(request: web.Request) -> web.StreamResponse:
         await stream.write(sse_error(error))
     meter.first_byte = stream.started_at
     await meter.commit()  # before [DONE]: a client that saw its stream end has its record
-    await stream.write(done)
-    return await stream.finish()
+    return await stream.finish(done)
 
 
 class _Relay:

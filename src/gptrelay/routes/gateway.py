@@ -122,8 +122,8 @@ async def gateway(request: web.Request) -> web.StreamResponse:
                 return response
             assert isinstance(end, _StreamEnd)  # (a body's returned above)
             await end.fail(error)
-        await end.finish()
-    await response.write_eof()
+        last = await end.finish()
+    await response.write_eof(last)  # the end's bytes and the body's end in one write
     return response
 
 
@@ -184,12 +184,12 @@ class _StreamEnd:
         end = self._end
         await self._write(terminated(end)[len(end):] + sse_error(error))
 
-    async def finish(self) -> None:
+    async def finish(self) -> bytes:
+        """Commit the record; the bytes that end the stream (``data: [DONE]`` if it came)."""
         if self._whole is not None and self._whole.rest:  # the upstream stopped inside an event
             await self._write(self._whole.rest)
         await self._meter.commit()
-        if self._done:
-            await self._write(self._done)
+        return self._done
 
 
 class _BodyEnd:
@@ -224,15 +224,15 @@ class _BodyEnd:
                 return
         self._tail = (self._tail + data)[-4096:]
 
-    async def finish(self) -> None:
+    async def finish(self) -> bytes:
+        """Commit the record; the body's last bytes, held until then."""
         meter = self._meter
         meter.prompt, meter.completion = 0, 0  # a body that reports no usage used no tokens
         self._keep(self._held)
         if MARK in self._tail:
             meter.read_usage(self._tail)
         await meter.commit()
-        if self._held:
-            await self._write(self._held)
+        return self._held
 
 
 async def _model_of(data: bytes, encoding: str | None, limit: int) -> object:
