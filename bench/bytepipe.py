@@ -10,6 +10,7 @@ beyond this costs something, and the bench measures how much.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import aiohttp
 import uvloop
@@ -57,12 +58,17 @@ def create_app(base: str) -> web.Application:
     return app
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(make_app: Callable[[str], web.Application], description: str | None, port: int) -> None:
+    """Serve ``make_app(upstream)`` as the command line says (this pipe's, or a variant's)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8200)
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--upstream", default="http://127.0.0.1:9000/v1")
     args = parser.parse_args()
     uvloop.install()
-    web.run_app(create_app(args.upstream), host=args.host, port=args.port, print=None,
+    web.run_app(make_app(args.upstream), host=args.host, port=args.port, print=None,
                 access_log=None, backlog=4096)
+
+
+if __name__ == "__main__":
+    main(create_app, __doc__, 8200)

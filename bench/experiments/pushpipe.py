@@ -18,13 +18,16 @@ goes when nothing waits between a read and its write:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httptools  # type: ignore[import-untyped]
-import uvloop
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bytepipe import healthz, main  # the pipe's own health check and command line
 
 HOP = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding"}
 BASE = web.AppKey("base", str)
@@ -140,10 +143,6 @@ async def relay(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 def create_app(base: str) -> web.Application:
     app = web.Application(client_max_size=64 * 1024**2)
     app[BASE] = base.rstrip("/") + "/"
@@ -154,11 +153,4 @@ def create_app(base: str) -> web.Application:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8300)
-    parser.add_argument("--upstream", default="http://127.0.0.1:9000/v1")
-    args = parser.parse_args()
-    uvloop.install()
-    web.run_app(create_app(args.upstream), host=args.host, port=args.port, print=None,
-                access_log=None, backlog=4096)
+    main(create_app, __doc__, 8300)
