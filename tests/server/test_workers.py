@@ -47,8 +47,10 @@ def test_sigterm_drains_every_worker(serve: Serve, fake_upstream: RunningFake, d
     relay = serve(relay_env(fake_upstream, database_url, DRAIN_TIMEOUT="120"), "--workers", "2")
     workers = workers_of(relay, 2)
     port = int(relay.url.rsplit(":", 1)[1])
-    replies = streaming(relay, fake_upstream, SLOW, (ROUTES * 3)[:8])
-    # The kernel spreads connections over the workers (SO_REUSEPORT): both have replies to finish.
+    # The kernel spreads connections over the workers (SO_REUSEPORT) by a hash of their addresses, so
+    # both have replies to finish; with 8 connections all 8 went to one worker once (1 run in 128), with 16
+    # that is 1 in 32,768.
+    replies = streaming(relay, fake_upstream, SLOW, (ROUTES * 6)[:16])
     assert all(serving_connections(worker, port) for worker in workers), "one worker took every stream"
     relay.process.send_signal(signal.SIGTERM)
     assert eventually(lambda: refused(relay.url))
