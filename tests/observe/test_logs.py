@@ -63,7 +63,7 @@ def test_one_line_per_request_with_what_it_used(relay: Relay, store: Store, capl
                   "request_id": "mine-1", "upstream_request_id": "req_fake"}
     assert v1["prompt_tokens"] > 0 and v1["completion_tokens"] > 0 and v1["ttfb_ms"] is not None
     assert (owner["path"], owner["key"], owner["status"], owner["upstream_request_id"]) == \
-        ("/chat", "owner", 200, None)
+        ("/chat", "owner", 200, "req_fake")  # /chat's reply has the relay's id; its line has the upstream's too
     assert (refused["status"], refused["outcome"], refused["key"], refused["model"]) == (401, "error", None, None)
     assert (gone["status"], gone["outcome"]) == (499, "client_gone")
     text = "\n".join(str(line) for line in lines(caplog))
@@ -122,6 +122,7 @@ def test_a_real_relay_logs_each_request_and_never_a_key_or_a_message(
         assert [entry["request_id"] for entry in access] == [_ours(ids["v1"], access[0]), ids["chat"],
                                                              ids["failed"], ids["refused"]]
         assert access[0]["upstream_request_id"] == "req_fake" and access[0]["completion_tokens"] > 0
+        assert [entry["upstream_request_id"] for entry in access[1:]] == ["req_fake", "req_fake_error", None]
         assert all(entry["time"].endswith("Z") and entry["level"] == "INFO" for entry in access)
         [warning] = [entry for entry in entries if entry["level"] == "WARNING"]
         assert warning["request_id"] == ids["failed"] and "upstream error 500" in warning["message"]
@@ -130,7 +131,8 @@ def test_a_real_relay_logs_each_request_and_never_a_key_or_a_message(
         assert len(access) == 4
         assert " POST /v1/chat/completions 200 ok route=/v1/chat/completions key=alice model=gpt-4o-mini" in access[0]
         assert "upstream_request_id=req_fake" in access[0]
-        assert f"request_id={ids['chat']} " in access[1]
+        assert f"request_id={ids['chat']} upstream_request_id=req_fake" in access[1]
+        assert "upstream_request_id=req_fake_error" in access[2] and access[3].endswith("upstream_request_id=-")
         assert " POST /chat 401 error route=/chat key=- " in access[3]
         [warning] = [line for line in logged if " WARNING " in line]
         assert "upstream error 500" in warning and warning.endswith(f" request_id={ids['failed']}")

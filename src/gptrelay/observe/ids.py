@@ -8,13 +8,16 @@ counter would tell clients how many requests it serves).
 
 The front door keeps the id on the request (``REQUEST_ID``) and in
 ``CURRENT`` for the log lines written while the request is handled
-(``gptrelay.observe.logs``). ``stamp`` puts it on the response when it is
+(``gptrelay.observe.logs``). A route that asked the upstream keeps the id
+the upstream gave its reply (``UPSTREAM_REQUEST_ID``: the id its support
+knows), for the access line, whatever the route. ``stamp`` puts it on the response when it is
 prepared, streams included, unless the response already carries one: a
 ``/v1`` reply keeps the upstream's own ``x-request-id``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from random import getrandbits
 
@@ -23,6 +26,7 @@ from aiohttp import web
 HEADER = "X-Request-ID"
 MAX_LENGTH = 128
 REQUEST_ID = web.RequestKey("request_id", str)
+UPSTREAM_REQUEST_ID = web.RequestKey("upstream_request_id", str)  # the upstream's x-request-id, for the log
 CURRENT: ContextVar[str | None] = ContextVar("gptrelay_request_id", default=None)
 
 
@@ -42,3 +46,10 @@ async def stamp(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
     if HEADER not in headers:
         headers[HEADER] = request.get(REQUEST_ID) or new_id()
+
+
+def keep_upstream_id(request: web.Request, headers: Mapping[str, str]) -> None:
+    """Keep the id the upstream gave its reply (its ``x-request-id``), if it gave one."""
+    upstream_id = headers.get(HEADER)
+    if upstream_id:
+        request[UPSTREAM_REQUEST_ID] = upstream_id

@@ -15,7 +15,7 @@ import time
 from aiohttp import web
 
 from gptrelay.errors import redact
-from gptrelay.observe.ids import HEADER, REQUEST_ID
+from gptrelay.observe.ids import REQUEST_ID, UPSTREAM_REQUEST_ID
 from gptrelay.observe.logs import ACCESS, AccessLine
 from gptrelay.observe.metrics import Metrics
 from gptrelay.state import CALLER
@@ -49,7 +49,7 @@ class Tally:
 def line(request: web.Request, route: str, status: int, duration: float, record: UsageRecord | None,
          response: web.StreamResponse | None) -> AccessLine:
     request_id = request.get(REQUEST_ID)
-    upstream_id = response.headers.get(HEADER) if response is not None else None
+    upstream_id = request.get(UPSTREAM_REQUEST_ID)
     caller = request.get(CALLER)
     model: str | None = None
     prompt: int | None = None

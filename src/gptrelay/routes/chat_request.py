@@ -12,6 +12,7 @@ from gptrelay.http.bodies import decode, read_raw
 from gptrelay.http.headers import USER_AGENT
 from gptrelay.http.streaming import Stream
 from gptrelay.limits.admission import check_model
+from gptrelay.observe.ids import keep_upstream_id
 from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 
@@ -98,6 +99,7 @@ async def open_chat(request: web.Request, payload: bytes, stream: Stream) -> Ups
     upstream = await request.app[UPSTREAM].request(
         "POST", "chat/completions", headers=CHAT_HEADERS, data=payload, on_wait=stream.keepalive,
         model=request[METER].model)
+    keep_upstream_id(request, upstream.headers)
     if upstream.status >= 400:
         async with upstream:
             raise await upstream.error()

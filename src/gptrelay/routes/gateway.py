@@ -23,6 +23,7 @@ from gptrelay.http import headers as header_rules
 from gptrelay.http.bodies import WBITS, decode, read_raw, stream_raw
 from gptrelay.http.streaming import SSE_DONE, SSE_PING, STREAM_HEADERS, sse_error
 from gptrelay.limits.admission import check_model
+from gptrelay.observe.ids import keep_upstream_id
 from gptrelay.state import BODY_LIMITS, CALLER, METER, SETTINGS, UPSTREAM
 from gptrelay.upstream.transport import UpstreamResponse
 from gptrelay.usage.meter import Meter
@@ -90,6 +91,7 @@ async def gateway(request: web.Request) -> web.StreamResponse:
 
     upstream = await request.app[UPSTREAM].request(
         request.method, path.removeprefix("/v1/"), headers=headers, data=data, query=query, model=meter.model)
+    keep_upstream_id(request, upstream.headers)
     if upstream.refuses_key:
         async with upstream:
             raise await upstream.error()
