@@ -19,6 +19,7 @@ goes when nothing waits between a read and its write:
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,6 +30,9 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bytepipe import healthz, main  # the pipe's own health check and command line
 
+# PUSHPIPE_HOLD_MS: how long the first of a reply's reads waits for more to go out with it (0: the
+# reads of one turn of the loop go together).
+HOLD = float(os.environ.get("PUSHPIPE_HOLD_MS", "0")) / 1000
 HOP = {b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"content-encoding"}
 BASE = web.AppKey("base", str)
 POOL = web.AppKey("pool", list)
@@ -121,14 +125,19 @@ async def relay(request: web.Request) -> web.StreamResponse:
     pending: list[bytes] = []
     loop = asyncio.get_running_loop()
 
-    def flush() -> None:  # the reads of one turn of the loop, in one write
+    def flush() -> None:  # the reads held, in one write
+        if not pending:
+            return
         data = b"".join(pending) if len(pending) > 1 else pending[0]
         pending.clear()
         transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
 
     def push(data: bytes) -> None:
         if not pending:
-            loop.call_soon(flush)
+            if HOLD:
+                loop.call_later(HOLD, flush)
+            else:
+                loop.call_soon(flush)
         pending.append(data)
 
     upstream.sink = push
