@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import orjson
@@ -96,8 +97,8 @@ def test_past_drain_timeout_replies_are_cut_saying_so_and_still_recorded(
     assert "drain: done, 0 response(s) finished, 3 cut" in relay.stderr
 
 
-def test_idle_connections_close_at_once_and_never_hold_the_drain(serve: Serve, fake_upstream: RunningFake,
-                                                                tmp_path: Path) -> None:
+def test_idle_connections_close_within_their_grace_and_never_hold_the_drain(serve: Serve, fake_upstream: RunningFake,
+                                                                           tmp_path: Path) -> None:
     relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
     idle = connect(relay.url, 20)  # a keep-alive between two requests
     idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
@@ -107,13 +108,38 @@ def test_idle_connections_close_at_once_and_never_hold_the_drain(serve: Serve, f
     reply = stream(relay.url, "/chat", SLOW)
     upstream_streaming(fake_upstream, 1)
     relay.process.send_signal(signal.SIGTERM)
-    # Both closed while the one reply in progress still streams.
+    # Both closed (after IDLE_GRACE) while the one reply in progress still streams.
     assert idle.recv(65536) == b""
     assert trickling.recv(65536) == b""
     assert not reply.done.is_set()
     assert_whole(reply.wait())
     assert exits(relay, 30) == 0
     assert "drain: stopped listening; 1 response(s) in progress" in relay.stderr
+
+
+def test_a_request_on_a_kept_alive_connection_as_the_drain_starts_is_served(serve: Serve,
+                                                                           fake_upstream: RunningFake,
+                                                                           tmp_path: Path) -> None:
+    """A proxy in front (nginx) sends a request on a connection it kept alive, just as the relay stops:
+    closing idle connections at once reset such a request, and nginx answered it with a 502 (it sends
+    no POST that reached a relay to another). It is served, and its connection closes after it."""
+    relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
+    kept = connect(relay.url, 20)
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n")
+    assert b"200 OK" in kept.recv(65536)
+    relay.process.send_signal(signal.SIGTERM)
+    assert eventually(lambda: "drain: stopped listening" in relay.stderr)
+    body = orjson.dumps(user("hi"))
+    kept.sendall(b"POST /chat HTTP/1.1\r\nHost: relay\r\nAuthorization: " + AUTH["Authorization"].encode()
+                 + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    time.sleep(0.2)
+    kept.sendall(body)  # the body comes after its head, as a proxy may send it: it is read too
+    answer = b""
+    while chunk := kept.recv(65536):  # to the end: the relay closes the connection after this response
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b'"done":true' in answer, answer[-300:]
+    assert exits(relay, 30) == 0
+    assert len(usage_records(f"sqlite:///{tmp_path}/relay.db")) == 1
 
 
 def test_sigterm_with_nothing_in_progress_exits_at_once(serve: Serve, fake_upstream: RunningFake,
