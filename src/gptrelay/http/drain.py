@@ -69,14 +69,19 @@ class Drain:
         grace_over = loop.time() + IDLE_GRACE
         idle_left = _has_idle(server)
         pending = set(busy)
+
+        def close_idle() -> None:  # the requests that came on idle connections meanwhile are waited for too
+            nonlocal idle_left
+            late = _close_idle(server, busy)
+            busy.extend(late)
+            pending.update(late)
+            idle_left = False
+
         hurry = loop.create_task(self._hurry.wait())
         while (pending or idle_left) and not hurry.done():
             now = loop.time()
             if idle_left and now >= grace_over:
-                late = _close_idle(server, busy)  # the requests that came meanwhile are waited for too
-                busy += late
-                pending.update(late)
-                idle_left = False
+                close_idle()
                 continue
             left = deadline - now
             if left <= 0:
@@ -86,9 +91,7 @@ class Drain:
             pending -= done
         hurry.cancel()
         if idle_left:  # hurried, or out of time: what is idle closes now
-            late = _close_idle(server, busy)
-            busy += late
-            pending.update(late)
+            close_idle()
         pending = {task for task in pending if not task.done()}
         cut = len(pending)
         if cut:

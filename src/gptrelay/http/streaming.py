@@ -55,9 +55,12 @@ class Stream:
         return self._start(data)
 
     async def _start(self, data: bytes) -> None:
+        await self._prepare()
+        await self.response.write(data)
+
+    async def _prepare(self) -> None:
         self.started_at = asyncio.get_running_loop().time()
         await self.response.prepare(self.request)
-        await self.response.write(data)
 
     async def keepalive(self) -> None:
         await self.write(self._keepalive)
@@ -65,7 +68,6 @@ class Stream:
     async def finish(self, last: bytes = b"") -> web.StreamResponse:
         """Send ``last`` and end the response, in one write."""
         if not self.response.prepared:
-            self.started_at = asyncio.get_running_loop().time()
-            await self.response.prepare(self.request)
+            await self._prepare()
         await self.response.write_eof(last)
         return self.response
