@@ -163,7 +163,9 @@ def exits(relay: RelayProcess, within: float) -> int:
 
 
 def refused(url: str) -> bool:
-    """Whether a new connection to ``url`` is refused (nothing listens)."""
+    """Whether a new connection to ``url`` is refused (nothing listens). A connection reset is
+    not an answer yet: it is one the kernel had queued for the listening socket as it closed,
+    and the next one tells."""
     import socket
 
     host, port = url.removeprefix("http://").split(":")
@@ -171,6 +173,8 @@ def refused(url: str) -> bool:
         socket.create_connection((host, int(port)), timeout=2).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     return False
 
 
