@@ -12,7 +12,7 @@ import orjson
 
 from gptrelay.usage.writer import SPOOL_NAME
 from tests.conftest import RunningFake
-from tests.helpers import connect, user
+from tests.helpers import closes_soon, connect, read_reply, user
 from tests.server.conftest import (
     AUTH,
     ROUTES,
@@ -140,6 +140,51 @@ def test_a_request_on_a_kept_alive_connection_as_the_drain_starts_is_served(serv
     assert answer.startswith(b"HTTP/1.1 200 OK") and b'"done":true' in answer, answer[-300:]
     assert exits(relay, 30) == 0
     assert len(usage_records(f"sqlite:///{tmp_path}/relay.db")) == 1
+
+
+def _post(route: str, body: dict[str, object]) -> bytes:
+    data = orjson.dumps(body)
+    return (b"POST " + route.encode() + b" HTTP/1.1\r\nHost: relay\r\nAuthorization: "
+            + AUTH["Authorization"].encode() + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(data) + data)
+
+
+def test_a_request_right_after_a_reply_that_was_in_progress_is_served(serve: Serve, fake_upstream: RunningFake,
+                                                                      tmp_path: Path) -> None:
+    """A reply under way when the drain starts has told its proxy the connection stays open; the
+    proxy may send its next request on it the moment the reply ends. Closing the connection then
+    reset that request (nginx: "upstream prematurely closed connection", a 502). It is served, and
+    the connection closes after it."""
+    relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
+    with connect(relay.url, 20) as kept:
+        kept.sendall(_post("/v1/chat/completions", {**user("/scenario long cut=10 interval_ms=100"), "stream": True}))
+        upstream_streaming(fake_upstream, 1)
+        relay.process.send_signal(signal.SIGTERM)
+        first = read_reply(kept)
+        assert first.status == 200 and first.body.endswith(b"data: [DONE]\n\n") and not first.closed
+        assert first.header("Connection") is None  # (its headers had gone out: keep-alive)
+        kept.sendall(_post("/chat", user("hi")))  # at once, as a proxy's next request
+        second = read_reply(kept)
+        assert second.status == 200 and b'"done":true' in second.body, second
+        assert second.header("Connection") == "close"
+        assert closes_soon(kept)
+    assert exits(relay, 30) == 0
+    assert "drain: done, 2 response(s) finished, 0 cut" in relay.stderr
+
+
+def test_a_reply_not_started_when_the_drain_starts_says_its_connection_closes(serve: Serve,
+                                                                             fake_upstream: RunningFake,
+                                                                             tmp_path: Path) -> None:
+    """Its headers still to go out, a reply says ``Connection: close``: the proxy sends nothing more on it."""
+    relay = serve(relay_env(fake_upstream, f"sqlite:///{tmp_path}/relay.db", DRAIN_TIMEOUT="300"))
+    with connect(relay.url, 20) as kept:
+        kept.sendall(_post("/v1/chat/completions", user("/scenario slow-headers seconds=1")))
+        assert eventually(lambda: len(fake_upstream.fake.log) == 1)
+        relay.process.send_signal(signal.SIGTERM)
+        reply = read_reply(kept)
+        assert reply.status == 200 and reply.header("Connection") == "close"
+        assert closes_soon(kept)
+    assert exits(relay, 30) == 0
 
 
 def test_sigterm_with_nothing_in_progress_exits_at_once(serve: Serve, fake_upstream: RunningFake,

@@ -2,12 +2,15 @@
 
 1. The listening socket closes at once: a load balancer in front sends new
    connections to another relay (a refused connection, never a hung one).
-2. A connection busy with a request closes once its response is sent. An idle
-   one (between two requests, or still sending headers) gets ``IDLE_GRACE``
-   seconds: a request on its way is served, and the connection closes after
-   it; then what is still idle closes. Closing at once would reset a request
-   that a proxy sent on its kept-alive connection just as the relay stopped,
-   and nginx sends no POST that reached a relay elsewhere (a 502).
+2. Every connection closes after its last response, never under a request.
+   A response whose headers are still to go says ``Connection: close``. One
+   under way told its client (a proxy, often) that the connection stays
+   open, and the proxy may send its next request on it the moment it ends:
+   that request, like one sent on a connection idle at the start, is served
+   and says ``Connection: close``. A connection idle for ``IDLE_GRACE``
+   seconds closes. Closing one as soon as it falls idle would reset a request
+   the proxy sent just then, and nginx sends no POST that reached a relay
+   elsewhere (a 502).
 3. The responses in progress have up to ``DRAIN_TIMEOUT`` seconds to finish.
 4. What is left is cut: an upstream reply still being read ends as if the
    upstream had cut it off (``ShuttingDown``: on ``/chat`` an error frame and
@@ -24,7 +27,7 @@
 aiohttp's own shutdown (``AppRunner(shutdown_timeout=…)``) waits for every
 connection and then cancels its handler: idle connections would stay open
 until the end and a cut reply would end with nothing said. Its per-connection
-state (``_request_in_progress``, ``_messages``, ``_task_handler``, ``_request_handler``) is used here,
+state (``_request_in_progress``, ``_messages``, ``_current_request``, ``_request_handler``) is used here,
 from aiohttp 3.11 to 3.14 the same.
 """
 
@@ -39,7 +42,8 @@ from aiohttp.web_protocol import RequestHandler
 from gptrelay.state import SWEEPER
 
 CUT_GRACE = 2.0  # seconds a cut reply has to write its end and commit its record
-IDLE_GRACE = 1.0  # seconds an idle connection stays open once the drain starts, for a request on its way
+IDLE_GRACE = 1.0  # seconds an idle connection stays open during the drain, for a request on its way
+POLL = 0.05  # seconds between two looks at the connections
 
 log = logging.getLogger("gptrelay")
 
@@ -62,94 +66,72 @@ class Drain:
             await site.stop()
         await asyncio.sleep(0)  # requests that arrived with the last reads: their handlers start
         server = runner.server
-        busy = _closing(server)
+
+        def open_connections() -> list[RequestHandler]:  # (a closed one leaves once its handler ends)
+            return server.connections if server is not None else []
+
+        in_progress = sum(map(_busy, open_connections()))
+        requests_before = server.requests_count if server is not None else 0
+        for connection in open_connections():
+            _close_after_this(connection)
         log.info("drain: stopped listening; %d response(s) in progress, waiting up to %g s for them",
-                 len(busy), self.timeout)
+                 in_progress, self.timeout)
         deadline = loop.time() + self.timeout
-        grace_over = loop.time() + IDLE_GRACE
-        idle_left = _has_idle(server)
-        pending = set(busy)
-
-        def close_idle() -> None:  # the requests that came on idle connections meanwhile are waited for too
-            nonlocal idle_left
-            late = _close_idle(server, busy)
-            busy.extend(late)
-            pending.update(late)
-            idle_left = False
-
+        idle_since: dict[RequestHandler, float] = {}
         hurry = loop.create_task(self._hurry.wait())
-        while (pending or idle_left) and not hurry.done():
-            now = loop.time()
-            if idle_left and now >= grace_over:
-                close_idle()
-                continue
-            left = deadline - now
-            if left <= 0:
-                break
-            done, _ = await asyncio.wait(pending | {hurry}, timeout=min(left, grace_over - now) if idle_left else left,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            pending -= done
+        while (connections := open_connections()) and not hurry.done() and loop.time() < deadline:
+            _close_idle(connections, idle_since, loop.time() - IDLE_GRACE)
+            await asyncio.wait([hurry], timeout=POLL)
         hurry.cancel()
-        if idle_left:  # hurried, or out of time: what is idle closes now
-            close_idle()
-        pending = {task for task in pending if not task.done()}
-        cut = len(pending)
+        _close_idle(open_connections(), idle_since, loop.time())  # hurried, or out of time: idle ones close now
+        cut = sum(map(_busy, open_connections()))
         if cut:
             sweeper = runner.app.get(SWEEPER)
             if sweeper is not None:
                 sweeper.cut()
             log.info("drain: %d response(s) still in progress: cut", cut)
-            await asyncio.wait(pending, timeout=CUT_GRACE)
+            grace_over = loop.time() + CUT_GRACE
+            while any(map(_busy, open_connections())) and loop.time() < grace_over:
+                await asyncio.sleep(POLL)
+        served = in_progress + (server.requests_count - requests_before if server is not None else 0)
         await runner.cleanup()  # what still runs is cancelled; then the usage writer commits
-        log.info("drain: done, %d response(s) finished, %d cut", len(busy) - cut, cut)
+        log.info("drain: done, %d response(s) finished, %d cut", served - cut, cut)
 
 
 def _busy(connection: RequestHandler) -> bool:
     return bool(connection._request_in_progress or connection._messages)
 
 
-def _closing(server: web.Server | None) -> list[asyncio.Task[None]]:
-    """Have every connection close after its response: a busy one after the one in progress, an idle
-    one after the next (its wait for it goes on: ``close()`` would end it, and it would ignore what
-    comes); the tasks of those busy with a request."""
-    busy: list[asyncio.Task[None]] = []
-    for connection in server.connections if server is not None else ():
-        task = connection._task_handler
-        if task is not None and not task.done() and _busy(connection):
-            connection.close()
-            busy.append(task)
-        else:
-            _close_after_next(connection)
-    return busy
-
-
-def _close_after_next(connection: RequestHandler) -> None:
+def _close_after_this(connection: RequestHandler) -> None:
+    """Have the connection close after the response it is sending, if that can still say
+    ``Connection: close``, or else after the next one. Closing it as soon as a kept-alive
+    response ends would reset the request a proxy may send on it at that moment (nginx then
+    answers a POST with a 502: it sends none that reached a relay to another)."""
     handler = connection._request_handler
     if handler is None:  # lost already, being torn down
         connection.force_close()
         return
+    if connection._current_request is not None:
+        _last_on_connection(connection._current_request)
 
     async def last(request: web.BaseRequest) -> web.StreamResponse:
-        response = await handler(request)
-        response.force_close()  # the connection closes once it is sent (close() now would drop the body to come)
-        return response
+        _last_on_connection(request)
+        return await handler(request)
 
     connection._request_handler = last
 
 
-def _has_idle(server: web.Server | None) -> bool:
-    return server is not None and any(not _busy(connection) for connection in server.connections)
+def _last_on_connection(request: web.BaseRequest) -> None:
+    """The response's headers (unless they went out) say ``Connection: close``, and aiohttp closes
+    the connection once it is sent (aiohttp reads the request's wish when it prepares them)."""
+    request._message = request._message._replace(should_close=True)
 
 
-def _close_idle(server: web.Server | None, busy: list[asyncio.Task[None]]) -> list[asyncio.Task[None]]:
-    """Close the connections still idle; the tasks of those that took a request during the grace
-    (not in ``busy``)."""
-    late: list[asyncio.Task[None]] = []
-    for connection in list(server.connections) if server is not None else ():
-        task = connection._task_handler
+def _close_idle(connections: list[RequestHandler], idle_since: dict[RequestHandler, float], before: float) -> None:
+    """Close the connections idle (between requests, or still sending one's head) since ``before``."""
+    now = asyncio.get_running_loop().time()
+    for connection in list(connections):
         if _busy(connection):
-            if task is not None and not task.done() and task not in busy:
-                late.append(task)
-        else:
+            idle_since.pop(connection, None)
+        elif idle_since.setdefault(connection, now) <= before:
             connection.force_close()
-    return late
