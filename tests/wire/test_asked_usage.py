@@ -12,6 +12,7 @@ import pytest
 from gptrelay.fake.chunks import DONE, ChunkWriter
 from gptrelay.wire.asked_usage import (
     HOLD_AT_MOST,
+    NULL_USAGE,
     WholeEvents,
     body_asking_for_usage,
     without_nulls,
@@ -95,6 +96,7 @@ def test_the_nulls_taken_out_count_the_events_but_the_usage_chunk() -> None:
     assert nulls == 4  # role, two contents, finish
     assert without_nulls(plain) == (plain, 0)
     assert without_usage_chunk(events) == plain
+    assert without_nulls(b"a" + NULL_USAGE * 2 + b"b" + NULL_USAGE) == (b"ab", 3)  # back to back, and at the end
 
 
 def test_only_a_usage_only_chunk_goes_wherever_it_is() -> None:
