@@ -10,7 +10,7 @@ beyond this costs something, and the bench measures how much.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import uvloop
@@ -41,7 +41,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(base: str) -> web.Application:
+def create_app(base: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = relay) -> web.Application:
+    """The pipe's application; ``handler`` serves ``/v1/…`` (this pipe's ``relay``, or a variant's)."""
     app = web.Application(client_max_size=64 * 1024**2)
     app[BASE] = base.rstrip("/") + "/"
 
@@ -54,7 +55,7 @@ def create_app(base: str) -> web.Application:
 
     app.cleanup_ctx.append(session)
     app.router.add_get("/healthz", healthz)
-    app.router.add_route("*", "/v1/{path:.*}", relay)
+    app.router.add_route("*", "/v1/{path:.*}", handler)
     return app
 
 
