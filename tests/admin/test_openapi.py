@@ -19,7 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis import checks as sc
 from schemathesis.core.parameters import ParameterLocation
 
-from gptrelay.admin import admin_routes
+from gptrelay.admin import api_routes
 from tests.admin.conftest import ADMIN_KEY
 from tests.conftest import RunningRelay
 from tests.fuzz.profiles import PROFILE, budget
@@ -62,7 +62,7 @@ def test_the_document_names_every_admin_route(admin: httpx.Client) -> None:
     document = admin.get("/admin/api/openapi.json").json()
     documented = {(method.upper(), path) for path, item in document["paths"].items()
                   for method in item if method != "parameters"}
-    served = {(method, route.path) for route in admin_routes() for method in route.methods}
+    served = {(method, route.path) for route in api_routes() for method in route.methods}
     assert documented == served
     assert len(documented) == OPERATIONS
 

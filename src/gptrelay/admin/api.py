@@ -200,7 +200,7 @@ async def upstreams(request: web.Request) -> web.Response:
 USAGE_QUERY = frozenset({"by", "key", "since", "until"})
 
 
-def admin_routes() -> tuple[Route, ...]:
+def api_routes() -> tuple[Route, ...]:
     """The admin API's routes, for the app's table. Public at the door: the handlers check ADMIN_KEY."""
     return (
         Route("/admin/api/keys", ("GET", "POST"), keys, public=True),

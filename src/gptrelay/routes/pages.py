@@ -1,4 +1,4 @@
-"""``GET /`` (the chat page), ``/static/…`` (its files) and ``GET /healthz``."""
+"""``GET /`` (the chat page), ``/static/…`` (the pages' files) and ``GET /healthz``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ CSP = (
     "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
+# A page's headers: its policy allows nothing from another host (gptrelay.admin.page's too).
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer"}
+
 PLACEHOLDER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gptrelay</title></head>
 <body><h1>gptrelay</h1>
@@ -27,7 +31,6 @@ PLACEHOLDER = """<!doctype html>
 """
 
 
-
 def page_html(default_model: str) -> str:
     index = STATIC / "index.html"
     text = index.read_text("utf-8") if index.is_file() else PLACEHOLDER
@@ -35,15 +38,13 @@ def page_html(default_model: str) -> str:
 
 
 async def index(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[PAGE], content_type="text/html", charset="utf-8",
-                        headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache",
-                                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+    return web.Response(text=request.app[PAGE], content_type="text/html", charset="utf-8", headers=PAGE_HEADERS)
 
 
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if len(name) > 255 or "\x00" in name:  # no file of the page's is named so
-        raise web.HTTPNotFound()
+    if len(name) > 255 or "\x00" in name or name.endswith(".html"):  # no file of the pages' is named so;
+        raise web.HTTPNotFound()  # a page itself is served at its own path, with its policy
     try:
         path = (STATIC / name).resolve()
         found = path.is_relative_to(STATIC) and path.is_file()
