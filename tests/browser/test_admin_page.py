@@ -3,7 +3,9 @@ changed and revoked, and the usage they leave, as the admin API has them."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from tests.conftest import RunningRelay
 Relay = Callable[..., RunningRelay]
 Context = Callable[..., Any]
 ADMIN_KEY = "browser-admin-key-0123456789"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "admin.png"
 
 
 def admin_api(relay: RunningRelay) -> httpx.Client:
@@ -112,17 +115,24 @@ def test_usage_is_charted_and_totalled_as_the_api_counts_it(relay: Relay, new_co
     with admin_api(r) as admin:
         by_key = {row["key"]: row for row in admin.get("/admin/api/usage", params={"by": "key"}).json()["data"]}
         by_model = admin.get("/admin/api/usage", params={"by": "model"}).json()["data"]
-    page = signed_in(new_context(color_scheme="dark"), r)
+    page = signed_in(new_context(), r)
     alice = page.locator('#usage-by-key tr[data-key="alice"]')
     expect(alice).to_be_visible()
     assert digits(alice.locator(".total").text_content() or "") == by_key["alice"]["total_tokens"]
     model = page.locator('#usage-by-model tr[data-model="gpt-4o-mini"]')
     assert digits(model.locator(".total").text_content() or "") == by_model[0]["total_tokens"]
     expect(page.locator("#usage-chart canvas").first).to_be_visible()
+    page.screenshot(path=str(artifacts / "admin-light.png"), full_page=True, animations="disabled")
+    if os.environ.get("GPTRELAY_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(artifacts / "admin-light.png", DOCS_SCREENSHOT)
     page.select_option("#usage-key", "alice")  # one key: the owner's requests leave the totals
     expect(page.locator('#usage-by-key tr[data-key="alice"]')).to_be_visible()
     expect(page.locator("#usage-by-key tbody tr")).to_have_count(1)
-    page.screenshot(path=str(artifacts / "admin-usage-dark.png"), full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=str(artifacts / "admin-usage-dark.png"), full_page=True, animations="disabled")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the tables scroll, not the page
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(artifacts / "admin-phone-dark.png"), full_page=True, animations="disabled")
 
 
 def test_the_page_speaks_chinese_to_a_chinese_browser(relay: Relay, new_context: Context, tmp_path: Path) -> None:
