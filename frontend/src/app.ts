@@ -12,6 +12,7 @@ import { Sidebar } from "./sidebar";
 import * as store from "./store";
 import type { Conversation, Message } from "./store";
 import { allToJson, download, fileStem, parseImport, toJson, toMarkdown } from "./transfer";
+import { toast } from "./toast";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const element = document.getElementById(id);
@@ -33,7 +34,6 @@ export class App {
   /** Conversations deleted while a reply was still streaming into them. */
   private readonly deleted = new WeakSet<Conversation>();
   private stickToBottom = true;
-  private toastTimer = 0;
 
   private readonly input = $<HTMLTextAreaElement>("input");
   private readonly sendButton = $<HTMLButtonElement>("send");
@@ -77,7 +77,7 @@ export class App {
         this.key = key;
         saveKey(key);
         if (models) this.setModels(models);
-        this.toast(t("keySaved"));
+        toast(t("keySaved"));
       },
     });
     this.settingsDialog = new SettingsDialog({
@@ -87,7 +87,7 @@ export class App {
       forgetKey: () => {
         this.key = "";
         saveKey("");
-        this.toast(t("keyForgotten"));
+        toast(t("keyForgotten"));
       },
       exportAll: () => download("gptrelay-conversations.json", allToJson(this.conversations), "application/json"),
     });
@@ -512,7 +512,7 @@ export class App {
     if (!this.isStored(conversation)) this.conversations.unshift(conversation);
     this.conversations.sort((a, b) => b.updated - a.updated);
     if (conversation === this.current) store.setCurrentId(conversation.id);
-    if (!store.save(conversation)) this.toast(t("storageFull"));
+    if (!store.save(conversation)) toast(t("storageFull"));
   }
 
   /** Saves within a second (while a reply streams in). */
@@ -587,7 +587,7 @@ export class App {
     try {
       for (const file of files) imported = imported.concat(parseImport(await file.text(), file.name));
     } catch (error) {
-      this.toast(t("importFailed", { error: error instanceof Error ? error.message : String(error) }));
+      toast(t("importFailed", { error: error instanceof Error ? error.message : String(error) }));
       return;
     }
     for (const conversation of imported) {
@@ -599,17 +599,7 @@ export class App {
       store.setCurrentId(this.current.id);
       this.showConversation();
     }
-    this.toast(t("imported", { count: imported.length }));
-  }
-
-  private toast(text: string): void {
-    const toast = $("toast");
-    toast.textContent = text;
-    toast.hidden = false;
-    clearTimeout(this.toastTimer);
-    this.toastTimer = window.setTimeout(() => {
-      toast.hidden = true;
-    }, 4000);
+    toast(t("imported", { count: imported.length }));
   }
 }
 

@@ -1,7 +1,9 @@
 // The interface's words in English and Chinese. The page follows the browser's
 // language until the user picks one.
 
-export type Lang = "en" | "zh";
+import { type Lang, words } from "./words";
+
+export type { Lang };
 
 const en = {
   appName: "gptrelay",
@@ -205,9 +207,8 @@ const zh: Record<Key, string> = {
   modelsUnavailable: "无法获取模型列表",
 };
 
-const tables: Record<Lang, Record<Key, string>> = { en, zh };
-
-let current: Lang = "en";
+const page = words<Key>({ en, zh });
+export const { t, translate, setLang, lang } = page;
 
 export function detectLang(languages: readonly string[]): Lang {
   for (const tag of languages) {
@@ -216,36 +217,4 @@ export function detectLang(languages: readonly string[]): Lang {
     if (lower.startsWith("en")) return "en";
   }
   return "en";
-}
-
-export function setLang(lang: Lang): void {
-  current = lang;
-  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-}
-
-export function lang(): Lang {
-  return current;
-}
-
-/** The text for `key` in the current language, with `{name}` placeholders filled. */
-export function t(key: Key, values: Record<string, string | number> = {}): string {
-  return tables[current][key].replace(/\{(\w+)\}/g, (match, name: string) =>
-    name in values ? String(values[name]) : match,
-  );
-}
-
-/** Fills every `data-i18n` (text), `data-i18n-label` (aria-label), `-title` and `-placeholder`. */
-export function translate(root: ParentNode): void {
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n]")) {
-    el.textContent = t(el.dataset.i18n as Key);
-  }
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-label]")) {
-    el.setAttribute("aria-label", t(el.dataset.i18nLabel as Key));
-  }
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-title]")) {
-    el.title = t(el.dataset.i18nTitle as Key);
-  }
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-placeholder]")) {
-    el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder as Key));
-  }
 }

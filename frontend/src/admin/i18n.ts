@@ -1,7 +1,9 @@
 // The admin page's words in English and Chinese, the way the chat page does it
 // (src/i18n.ts): the browser's language until the user picks one with #language.
 
-export type Lang = "en" | "zh";
+import { type Lang, words } from "../words";
+
+export type { Lang };
 
 const en = {
   pageTitle: "gptrelay admin",
@@ -255,10 +257,9 @@ const zh: Record<Key, string> = {
   usageLoaded: "用量已更新。",
 };
 
-const tables: Record<Lang, Record<Key, string>> = { en, zh };
+const page = words<Key>({ en, zh });
+export const { t, translate, lang } = page;
 const STORED = "gptrelay-admin-lang";
-
-let current: Lang = "en";
 
 export function detectLang(): Lang {
   try {
@@ -271,8 +272,7 @@ export function detectLang(): Lang {
 }
 
 export function setLang(lang: Lang, remember = false): void {
-  current = lang;
-  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  page.setLang(lang);
   if (remember) {
     try {
       localStorage.setItem(STORED, lang);
@@ -282,33 +282,6 @@ export function setLang(lang: Lang, remember = false): void {
   }
 }
 
-export function lang(): Lang {
-  return current;
-}
-
 export function locale(): string {
-  return current === "zh" ? "zh-CN" : "en-US";
-}
-
-/** The text for `key` in the current language, with `{name}` placeholders filled. */
-export function t(key: Key, values: Record<string, string | number> = {}): string {
-  return tables[current][key].replace(/\{(\w+)\}/g, (match, name: string) =>
-    name in values ? String(values[name]) : match,
-  );
-}
-
-/** Fills every `data-i18n` (text), `data-i18n-label` (aria-label), `-title` and `-placeholder`. */
-export function translate(root: ParentNode): void {
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n]")) {
-    el.textContent = t(el.dataset.i18n as Key);
-  }
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-label]")) {
-    el.setAttribute("aria-label", t(el.dataset.i18nLabel as Key));
-  }
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-title]")) {
-    el.title = t(el.dataset.i18nTitle as Key);
-  }
-  for (const el of root.querySelectorAll<HTMLElement>("[data-i18n-placeholder]")) {
-    el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder as Key));
-  }
+  return page.lang() === "zh" ? "zh-CN" : "en-US";
 }

@@ -9,6 +9,7 @@ import { $ } from "./dom";
 import { detectLang, lang, setLang, t, translate } from "./i18n";
 import { KeysSection, message } from "./keys";
 import { UsageSection } from "./usage";
+import { toast } from "../toast";
 
 const STORED_KEY = "gptrelay-admin-key";
 
@@ -35,7 +36,6 @@ class AdminPage {
   private readonly usage: UsageSection;
   private readonly media = matchMedia("(prefers-color-scheme: dark)");
   private signedIn = false;
-  private toastTimer = 0;
 
   private readonly signInView = $("sign-in-view");
   private readonly adminView = $("admin");
@@ -47,7 +47,7 @@ class AdminPage {
   constructor() {
     this.keys = new KeysSection(this.api, {
       changed: (keys) => this.usage.setKeys(keys),
-      notify: (text) => this.toast(text),
+      notify: (text) => toast(text),
     });
     this.usage = new UsageSection(this.api);
     this.api.onUnauthorized = (text) => {
@@ -66,7 +66,7 @@ class AdminPage {
     $("language").addEventListener("click", () => this.applyLang(lang() === "en" ? "zh" : "en", true));
     $("sign-out").addEventListener("click", () => {
       this.signOut("");
-      this.toast(t("signedOut"));
+      toast(t("signedOut"));
     });
     this.signInForm.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -156,16 +156,6 @@ class AdminPage {
     this.keys.clear();
     this.usage.clear();
     this.showSignIn(error);
-  }
-
-  private toast(text: string): void {
-    const toast = $("toast");
-    toast.textContent = text;
-    toast.hidden = false;
-    clearTimeout(this.toastTimer);
-    this.toastTimer = window.setTimeout(() => {
-      toast.hidden = true;
-    }, 3500);
   }
 }
 
