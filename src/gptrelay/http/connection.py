@@ -34,6 +34,8 @@ def open_connections() -> int:
 
 
 class RequestHandler(web.RequestHandler):
+    __slots__ = ()  # aiohttp's are slots: no __dict__ per connection here either
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         global _open
         super().connection_made(transport)
