@@ -9,6 +9,7 @@ Signals (to the one process, or to the parent of the workers, which passes them 
 - ``SIGINT`` (Ctrl-C): the same drain; a second one cuts what is left at once.
 - ``SIGQUIT``: drain with no time: cut what is in progress now (records still committed).
 - ``SIGHUP``: read the upstreams' file again (``gptrelay.app.reread``); nothing is cut.
+- ``SIGUSR1``: tell in the log where the tasks wait (``gptrelay.observe.waiting``); nothing changes.
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ from gptrelay.errors import RefusedStart, StorageError
 from gptrelay.http.connection import AppRunner
 from gptrelay.http.drain import CUT_GRACE, Drain
 from gptrelay.observe.logs import configure as configure_logging
+from gptrelay.observe.waiting import tell_waiting
 from gptrelay.observe.workers import share_metrics
 from gptrelay.settings import Settings, mask
 from gptrelay.upstream.config import load
 
 log = logging.getLogger("gptrelay")
 
+
+# Signals that ask a running relay something, which every worker answers: SIGHUP (read the upstreams'
+# file again) and SIGUSR1 (tell where its tasks wait). Their default action would end a process.
+ASKED = frozenset({signal.SIGHUP, signal.SIGUSR1})
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     try:
@@ -133,7 +139,8 @@ async def serve(settings: Settings, *, reuse_port: bool = False, announce: bool 
         task.add_done_callback(rereading.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reread_upstreams)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # a worker's, blocked since it began (run())
+    loop.add_signal_handler(signal.SIGUSR1, tell_waiting)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ASKED)  # a worker's, blocked since it began (run())
     runner, port = await start(settings, reuse_port=reuse_port)
     # What exists now lives as long as the process: keep it out of garbage collections, so a
     # full one (a pause for every open stream) walks only the streams' objects.
@@ -181,10 +188,10 @@ def run(settings: Settings) -> None:
     _check_port_free(settings)
     print(banner(settings, settings.port), flush=True)
     share_metrics()  # PROMETHEUS_MULTIPROC_DIR, for the workers to sum their metrics
-    # A worker starts with SIGHUP blocked (the mask is kept across exec): its default action would end the
+    # A worker starts with SIGHUP and SIGUSR1 blocked (the mask is kept across exec): their default action would end the
     # worker, and a reload asked for while workers start (systemctl reload) must neither stop the relay nor
     # be lost. It waits, pending, until serve() can act on it. The parent blocks it too until it can pass it on.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    signal.pthread_sigmask(signal.SIG_BLOCK, ASKED)
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, args=(settings,), daemon=True)
                for _ in range(settings.workers)]
@@ -207,8 +214,9 @@ def run(settings: Settings) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
         signal.signal(signum, stop)
-    signal.signal(signal.SIGHUP, lambda signum, frame: tell(signal.SIGHUP))
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    for signum in ASKED:
+        signal.signal(signum, lambda signum, frame: tell(signum))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ASKED)
     failed = False
     running = {worker.sentinel: worker for worker in workers}
     while running:
