@@ -46,6 +46,7 @@ log = logging.getLogger("gptrelay")
 # file again) and SIGUSR1 (tell where its tasks wait). Their default action would end a process.
 ASKED = frozenset({signal.SIGHUP, signal.SIGUSR1})
 
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
