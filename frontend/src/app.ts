@@ -1,7 +1,8 @@
 // The chat page: conversations, sending, streaming, stopping, continuing.
 
 import { type ChatMessage, type ChatReply, DEFAULT_CONTINUE_PROMPT, streamChat } from "./client/gptrelay";
-import { KeyDialog, SettingsDialog, confirmDialog } from "./dialogs";
+import { confirmDialog } from "./confirm";
+import { KeyDialog, SettingsDialog } from "./dialogs";
 import { detectLang, type Lang, lang, setLang, t, translate } from "./i18n";
 import { fillIcons, icon } from "./icons";
 import { onMathReady } from "./markdown";

@@ -1,4 +1,4 @@
-// Modal dialogs: the access key, the settings, and "are you sure?".
+// Modal dialogs: the access key and the settings ("are you sure?" is confirm.ts).
 
 import type { Lang } from "./i18n";
 import { t } from "./i18n";
@@ -109,18 +109,4 @@ export class SettingsDialog {
     this.rounds.value = String(settings.continueRounds);
     this.dialog.showModal();
   }
-}
-
-/** Asks a yes/no question in a modal dialog. */
-export function confirmDialog(title: string, text: string, confirmLabel: string): Promise<boolean> {
-  const dialog = byId<HTMLDialogElement>("confirm-dialog");
-  byId("confirm-title").textContent = title;
-  byId("confirm-text").textContent = text;
-  byId("confirm-ok").textContent = confirmLabel;
-  dialog.returnValue = "";
-  dialog.showModal();
-  byId("confirm-cancel").focus();
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-  });
 }

@@ -2,6 +2,7 @@
 // Markdown is re-rendered at most once per animation frame while it streams,
 // and merged into the page node by node (see morph.ts).
 
+import { copyText } from "./clipboard";
 import { t } from "./i18n";
 import { icon } from "./icons";
 import { renderMarkdown } from "./markdown";
@@ -241,31 +242,6 @@ function button(action: string, iconName: Parameters<typeof icon>[0], label: str
 
 function textButton(action: string, iconName: Parameters<typeof icon>[0], label: string): string {
   return `<button type="button" class="btn btn-small" data-action="${action}">${icon(iconName, 15)}<span>${escapeHtml(label)}</span></button>`;
-}
-
-
-/** Copies text; falls back to a hidden textarea where the Clipboard API is unavailable (plain http). */
-export async function copyText(text: string): Promise<boolean> {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    const area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.style.position = "fixed";
-    area.style.opacity = "0";
-    document.body.append(area);
-    area.select();
-    let ok = false;
-    try {
-      ok = document.execCommand("copy");
-    } catch {
-      ok = false;
-    }
-    area.remove();
-    return ok;
-  }
 }
 
 function flash(button: HTMLElement, text: string): void {

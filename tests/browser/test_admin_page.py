@@ -102,7 +102,7 @@ def test_a_key_made_changed_and_revoked_on_the_page_is_so_in_the_api(relay: Rela
         assert (bob["rpm"], bob["tpm"], bob["models"]) == (None, 1000, ["gpt-4o*"])
 
         row.locator('button[data-action="revoke"]').click()
-        page.click("#confirm-yes")
+        page.click("#confirm-ok")
         expect(row.locator(".key-status")).to_have_text("revoked")
         assert admin.get("/admin/api/keys/bob").json()["revoked"] is True
     assert httpx.get(f"{r.url}/v1/models", headers={"Authorization": f"Bearer {secret}"}).status_code == 401

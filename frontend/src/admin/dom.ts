@@ -79,27 +79,3 @@ export function splitList(text: string): string[] {
 export function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((item, index) => item === b[index]);
 }
-
-/** Copies `text`; falls back on selecting `source` and execCommand outside secure contexts. */
-export async function copyText(text: string, source?: HTMLElement): Promise<boolean> {
-  try {
-    if (navigator.clipboard && window.isSecureContext) {
-      await navigator.clipboard.writeText(text);
-      return true;
-    }
-  } catch {
-    // fall through to the old way
-  }
-  if (!source) return false;
-  const selection = getSelection();
-  if (!selection) return false;
-  const range = document.createRange();
-  range.selectNodeContents(source);
-  selection.removeAllRanges();
-  selection.addRange(range);
-  try {
-    return document.execCommand("copy");
-  } catch {
-    return false;
-  }
-}

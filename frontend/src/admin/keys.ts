@@ -1,7 +1,9 @@
 // The #keys section: the table of access keys, the create form, the edit dialog and revoking.
 
+import { copyText } from "../clipboard";
+import { confirmDialog } from "../confirm";
 import { type AdminApi, ApiError, type KeyChanges, type KeyObject, LIMITS, type Limit } from "./api";
-import { $, copyText, formatNumber, formatTime, h, sameList, splitList } from "./dom";
+import { $, formatNumber, formatTime, h, sameList, splitList } from "./dom";
 import { type Key, t } from "./i18n";
 
 export type KeyStatus = "active" | "revoked" | "expired";
@@ -253,7 +255,7 @@ export class KeysSection {
 
   private async copyNewKey(): Promise<void> {
     const code = $("new-key");
-    const ok = await copyText(code.textContent ?? "", code);
+    const ok = await copyText(code.textContent ?? "");
     $("copy-key-text").textContent = ok ? t("copied") : t("copy");
     if (!ok) this.hooks.notify(t("copyFailed"));
   }
@@ -327,7 +329,7 @@ export class KeysSection {
   // -- revoke ---------------------------------------------------------------------------
 
   private async revoke(key: KeyObject): Promise<void> {
-    const yes = await confirm(t("revokeTitle", { name: key.name }), t("revokeText"), t("revoke"));
+    const yes = await confirmDialog(t("revokeTitle", { name: key.name }), t("revokeText"), t("revoke"));
     if (!yes) return;
     this.error.textContent = "";
     try {
@@ -348,18 +350,4 @@ function time(iso: string): HTMLTimeElement {
 export function message(error: unknown): string {
   if (error instanceof ApiError && error.status === 0) return t("unreachable", { error: error.message });
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Asks a yes/no question in #confirm-dialog. */
-function confirm(title: string, text: string, yesLabel: string): Promise<boolean> {
-  const dialog = $<HTMLDialogElement>("confirm-dialog");
-  $("confirm-title").textContent = title;
-  $("confirm-text").textContent = text;
-  $("confirm-yes").textContent = yesLabel;
-  dialog.returnValue = "";
-  dialog.showModal();
-  $("confirm-no").focus();
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
-  });
 }
