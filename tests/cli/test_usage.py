@@ -109,6 +109,12 @@ def check_usage(usage: Usage) -> None:
         {"day": "2026-11-24", "requests": 1, "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         {"day": "2026-11-25", "requests": 1, "prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}]
     assert usage.json("--key", "nobody") == []
+    # the owner's key (AUTHORIZATION_KEY: no key name) alone
+    assert usage.json("--owner") == [{"key": None, "requests": 1, "prompt_tokens": 40, "completion_tokens": 2,
+                                      "total_tokens": 42}]
+    assert [(r["time"], r["key"]) for r in usage.json("--owner", "--by", "request")] == [
+        ("2026-11-26T01:00:00.000Z", None)]
+    assert usage.json("--owner", "--until", "2026-11-26") == []
 
     table = usage().stdout
     assert table.splitlines()[0].split() == ["KEY", "REQUESTS", "PROMPT", "COMPLETION", "TOTAL"]
@@ -117,6 +123,9 @@ def check_usage(usage: Usage) -> None:
     listed = usage("--by", "request", "--key", "bob").stdout
     assert re.search(r"^2026-11-25T23:00:00.000Z\s+bob\s+/chat\s+gpt-4o\s+429\s+30\s+0\s+no\s+error$", listed, re.M)
     assert usage("--key", "nobody").stdout == "No usage recorded for these options.\n"
+    assert re.fullmatch(r"DAY\s+REQUESTS\s+PROMPT\s+COMPLETION\s+TOTAL\n2026-11-26\s+1\s+40\s+2\s+42\n",
+                        usage("--owner", "--by", "day").stdout)
+    assert usage("--owner", "--since", "2026-11-27").stdout == "No usage recorded for these options.\n"
 
 
 def test_usage_on_sqlite(usage: Usage) -> None:
@@ -133,6 +142,7 @@ def test_mistakes_are_one_line(usage: Usage) -> None:
     assert usage.fails("--until", "2026-13-01").startswith("bad --until '2026-13-01'")
     assert usage.fails("--since", "0001-01-01T00:00+01:00").startswith("bad --since '0001-01-01T00:00+01:00'")
     assert usage.fails("--since", "2026-11-02", "--until", "2026-11-01") == "--since must be before --until"
+    assert usage.fails("--key", "alice", "--owner") == "give --key or --owner, not both"
     usage.env["DATABASE_URL"] = "postgresql://relay:s3cret@127.0.0.1:1/relay"
     message = usage.fails()
     assert message.startswith("database postgresql://relay:***@127.0.0.1:1/relay: ") and "s3cret" not in message
@@ -140,5 +150,5 @@ def test_mistakes_are_one_line(usage: Usage) -> None:
 
 def test_help_shows_the_options(usage: Usage) -> None:
     shown = usage("--help").stdout
-    for option in ("--key NAME", "--since DATE", "--until DATE", "--by key|model|day|request", "--json"):
+    for option in ("--key NAME", "--owner", "--since DATE", "--until DATE", "--by key|model|day|request", "--json"):
         assert option in shown

@@ -86,6 +86,29 @@ def test_since_is_inclusive_and_until_exclusive(database_url: str, tmp_path: Pat
     assert query(database_url, [], tmp_path, by="key", key="bob", since=DAY2) == [{"key": "bob"} | totals(1, 30, 0)]
 
 
+def test_the_owner_key_alone(database_url: str, tmp_path: Path) -> None:
+    """``owner`` keeps the records without a key name (AUTHORIZATION_KEY's), in every grouping."""
+    query(database_url, [*RECORDS, make(50, time=DAY1, key=None, model="gpt-4o", completion_tokens=3)], tmp_path)
+
+    def rows(by: By, **options: Any) -> list[dict[str, Any]]:
+        return query(database_url, [], tmp_path, by=by, owner=True, **options)
+
+    assert rows("key") == [{"key": None} | totals(2, 90, 5)]
+    assert rows("model") == [{"model": None} | totals(1, 40, 2), {"model": "gpt-4o"} | totals(1, 50, 3)]
+    assert rows("day") == [{"day": "2026-11-24"} | totals(1, 50, 3), {"day": "2026-11-26"} | totals(1, 40, 2)]
+    assert [(r["key"], r["prompt_tokens"]) for r in rows("request")] == [(None, 50), (None, 40)]
+    assert rows("key", since=DAY2) == [{"key": None} | totals(1, 40, 2)]
+    assert rows("request", until=DAY1) == []
+    # owner=False is no filter; a key name still filters by name alone
+    assert len(query(database_url, [], tmp_path, by="request", owner=False)) == 5
+    assert query(database_url, [], tmp_path, by="key", key="bob", owner=False) == [{"key": "bob"} | totals(1, 30, 0)]
+
+
 def test_an_unknown_grouping_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="by must be one of"):
         query(f"sqlite:///{tmp_path}/x.db", [], tmp_path, by="week")
+
+
+def test_a_key_and_the_owner_at_once_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="key or owner, not both"):
+        query(f"sqlite:///{tmp_path}/x.db", [], tmp_path, key="alice", owner=True)

@@ -4,7 +4,9 @@ Grouped rows (``by`` ``key``, ``model`` or ``day``) have the group's field and
 ``requests``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``; a request
 row has ``time``, ``key``, ``route``, ``model``, ``status``, ``prompt_tokens``,
 ``completion_tokens``, ``estimated``, ``outcome``. ``since`` is inclusive,
-``until`` exclusive; days are UTC days (``2026-11-25``).
+``until`` exclusive; days are UTC days (``2026-11-25``). ``key`` keeps one key's
+records; ``owner`` keeps the owner's, whose ``key`` is null: ``AUTHORIZATION_KEY``'s
+(and every request's on a relay without keys).
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ def utc_day(dialect: str) -> ColumnElement[str]:
     return func.to_char(func.timezone(literal_column("'UTC'"), usage.c.time), literal_column("'YYYY-MM-DD'"))
 
 
-def _where(query: Select[Any], key: str | None, since: datetime | None, until: datetime | None) -> Select[Any]:
+def _where(query: Select[Any], key: str | None, owner: bool, since: datetime | None, until: datetime | None,
+           ) -> Select[Any]:
     if key is not None:
         query = query.where(usage.c.key_name == key)
+    if owner:
+        query = query.where(usage.c.key_name.is_(None))
     if since is not None:
         query = query.where(usage.c.time >= utc(since))
     if until is not None:
@@ -46,13 +51,16 @@ def _where(query: Select[Any], key: str | None, since: datetime | None, until: d
 
 
 async def usage_rows(engine: AsyncEngine, by: By = "key", key: str | None = None, since: datetime | None = None,
-                     until: datetime | None = None) -> list[dict[str, Any]]:
-    """The usage recorded at ``since`` or later and before ``until`` (of the key named ``key`` only, if
-    given), one row per group or per request, in the group's (or time's) order. ``StorageError`` on failure."""
+                     until: datetime | None = None, *, owner: bool = False) -> list[dict[str, Any]]:
+    """The usage recorded at ``since`` or later and before ``until`` (of the key named ``key`` only, or
+    of the owner's key only with ``owner``), one row per group or per request, in the group's (or time's)
+    order. ``StorageError`` on failure."""
     if by not in BY:
         raise ValueError(f"by must be one of {BY}, not {by!r}")
+    if key is not None and owner:
+        raise ValueError("give key or owner, not both")
     if by == "request":
-        query = _where(select(usage).order_by(usage.c.time, usage.c.id), key, since, until)
+        query = _where(select(usage).order_by(usage.c.time, usage.c.id), key, owner, since, until)
         async with storage_errors(str(engine.url)), engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [{"time": iso_ms(row["time"]), "key": row["key_name"], "route": row["route"], "model": row["model"],
@@ -64,7 +72,7 @@ async def usage_rows(engine: AsyncEngine, by: By = "key", key: str | None = None
     prompt = func.coalesce(func.sum(usage.c.prompt_tokens), 0)
     completion = func.coalesce(func.sum(usage.c.completion_tokens), 0)
     query = _where(select(group.label("grp"), func.count().label("requests"), prompt.label("prompt"),
-                          completion.label("completion")), key, since, until)
+                          completion.label("completion")), key, owner, since, until)
     query = query.group_by(group).order_by(literal_column("grp").nulls_first())
     async with storage_errors(str(engine.url)), engine.connect() as connection:
         grouped = (await connection.execute(query)).all()
