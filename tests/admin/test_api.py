@@ -231,7 +231,9 @@ def test_openapi_document(admin: httpx.Client) -> None:
     assert set(document["paths"]) == {"/admin/api/keys", "/admin/api/keys/{name}", "/admin/api/usage",
                                       "/admin/api/upstreams", "/admin/api/openapi.json"}
     usage = document["paths"]["/admin/api/usage"]["get"]
-    assert [p["name"] for p in usage["parameters"]] == ["by", "key", "since", "until"]
+    assert [p["name"] for p in usage["parameters"]] == ["by", "key", "owner", "since", "until"]
+    owner = next(p for p in usage["parameters"] if p["name"] == "owner")
+    assert owner["schema"] == {"type": "boolean", "default": False} and "AUTHORIZATION_KEY" in owner["description"]
     operations = [op for path in document["paths"].values() for m, op in path.items() if m != "parameters"]
     assert all("401" in op["responses"] for op in operations)
 
@@ -271,9 +273,18 @@ def test_usage_over_http(admin: httpx.Client, admin_relay: RunningRelay) -> None
     assert {row["key"]: row["requests"] for row in by_key} == {"user-1": 2, None: 1}
     rows = admin.get("/admin/api/usage", params={"by": "request", "key": "user-1"}).json()["data"]
     assert [(row["route"], row["status"], row["outcome"]) for row in rows] == [("/chat", 200, "ok")] * 2
+    # the owner's key (AUTHORIZATION_KEY) alone: owner=true; false is no filter
+    owner = admin.get("/admin/api/usage", params={"owner": "true"}).json()["data"]
+    assert [(row["key"], row["requests"]) for row in owner] == [(None, 1)]
+    rows = admin.get("/admin/api/usage", params={"by": "request", "owner": "true"}).json()["data"]
+    assert [(row["key"], row["route"], row["outcome"]) for row in rows] == [(None, "/chat", "ok")]
+    assert admin.get("/admin/api/usage", params={"owner": "false"}).json()["data"] == by_key
+    assert admin.get("/admin/api/usage", params={"owner": "false", "key": "user-1"}).json()["data"] == [
+        row for row in by_key if row["key"] == "user-1"]
     assert admin.get("/admin/api/usage", params={"since": "2999-01-01"}).json() == {"data": []}
     for params in ({"by": "week"}, {"since": "yesterday"}, {"since": "0001-01-01T00:00+01:00"},
-                   {"until": "9999-12-31T23:59-14:00"}):
+                   {"until": "9999-12-31T23:59-14:00"}, {"owner": "yes"}, {"owner": ""},
+                   {"owner": "true", "key": "user-1"}):
         response = admin.get("/admin/api/usage", params=params)
         assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{admin_relay.url}/admin/api/usage", headers=admin_relay.auth).status_code == 401

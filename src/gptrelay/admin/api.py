@@ -172,7 +172,8 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 
 
 async def usage(request: web.Request) -> web.Response:
-    """``GET /admin/api/usage?by=&key=&since=&until=``: the rows of ``gptrelay usage --json``."""
+    """``GET /admin/api/usage?by=&key=&owner=&since=&until=``: the rows of ``gptrelay usage --json``
+    (``owner=true`` as ``--owner``)."""
     store = admin_store(request)
     query = request.query
     unknown = set(query) - USAGE_QUERY
@@ -186,7 +187,13 @@ async def usage(request: web.Request) -> web.Response:
         since, until = parse_date("since", query.get("since")), parse_date("until", query.get("until"))
     except BadRequest as error:
         raise Unprocessable(error.message) from None
-    rows = await usage_rows(store.engine, by, query.get("key") or None, since, until)  # type: ignore[arg-type]
+    key = query.get("key") or None
+    owner = query.get("owner", "false")
+    if owner not in ("true", "false"):
+        raise Unprocessable("'owner' must be true (only the owner key's records) or false")
+    if key is not None and owner == "true":
+        raise Unprocessable("give key=NAME or owner=true, not both")
+    rows = await usage_rows(store.engine, by, key, since, until, owner=owner == "true")  # type: ignore[arg-type]
     return web.Response(body=orjson.dumps({"data": rows}), content_type="application/json")
 
 
@@ -197,7 +204,7 @@ async def upstreams(request: web.Request) -> web.Response:
     return json_response({"data": request.app[UPSTREAM].state()})
 
 
-USAGE_QUERY = frozenset({"by", "key", "since", "until"})
+USAGE_QUERY = frozenset({"by", "key", "owner", "since", "until"})
 
 
 def api_routes() -> tuple[Route, ...]:

@@ -241,6 +241,10 @@ DOCUMENT: Schema = {
                      "schema": {"type": "string", "enum": ["key", "model", "day", "request"], "default": "key"}},
                     {"name": "key", "in": "query", "required": False, "description": "only this key's records",
                      "schema": {"type": "string"}},
+                    {"name": "owner", "in": "query", "required": False,
+                     "description": "true: only the owner key's records (AUTHORIZATION_KEY's, whose key is null); "
+                                    "not with key",
+                     "schema": {"type": "boolean", "default": False}},
                     _date_query("since", "an ISO 8601 date or time, inclusive"),
                     _date_query("until", "an ISO 8601 date or time, exclusive"),
                 ],
