@@ -128,6 +128,13 @@ def test_usage_is_charted_and_totalled_as_the_api_counts_it(relay: Relay, new_co
     page.select_option("#usage-key", "alice")  # one key: the owner's requests leave the totals
     expect(page.locator('#usage-by-key tr[data-key="alice"]')).to_be_visible()
     expect(page.locator("#usage-by-key tbody tr")).to_have_count(1)
+    page.select_option("#usage-key", label="(owner key)")  # the owner's key (AUTHORIZATION_KEY) alone
+    expect(page.locator("#usage-by-key tbody tr")).to_have_count(1)
+    owner = page.locator("#usage-by-key tr.owner-key")
+    expect(owner.locator("th")).to_have_text("(owner key)")
+    assert digits(owner.locator(".total").text_content() or "") == by_key[None]["total_tokens"]
+    expect(page.locator("#total-requests dd")).to_have_text(str(by_key[None]["requests"]))
+    assert digits(page.locator("#total-tokens dd").text_content() or "") == by_key[None]["total_tokens"]
     page.emulate_media(color_scheme="dark")
     page.screenshot(path=str(artifacts / "admin-usage-dark.png"), full_page=True, animations="disabled")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: the tables scroll, not the page
@@ -143,3 +150,4 @@ def test_the_page_speaks_chinese_to_a_chinese_browser(relay: Relay, new_context:
     expect(page.locator("#sign-in")).to_have_text(re.compile(r"[\u4e00-\u9fff]"))
     page.click("#language")
     expect(page.locator("#sign-in")).not_to_have_text(re.compile(r"[\u4e00-\u9fff]"))
+

@@ -50,7 +50,10 @@ export type UsageBy = "key" | "model" | "day";
 
 export interface UsageQuery {
   by: UsageBy;
+  /** One key's usage, by its name. */
   key?: string;
+  /** The owner key's (AUTHORIZATION_KEY's) usage alone: its records have no key name. */
+  owner?: boolean;
   since?: string;
   until?: string;
 }
@@ -103,7 +106,7 @@ export class AdminApi {
 
   usage(query: UsageQuery): Promise<UsageRow[]> {
     const params = new URLSearchParams();
-    for (const [name, value] of Object.entries(query)) if (value) params.set(name, value);
+    for (const [name, value] of Object.entries(query)) if (value) params.set(name, String(value));
     return this.call<{ data: UsageRow[] }>("GET", `usage?${params}`).then((body) => body.data);
   }
 

@@ -8,6 +8,8 @@ import { t } from "./i18n";
 import { message } from "./keys";
 
 const RANGE_DAYS = 30;
+/** The key filter's value for the owner's key: never a key name (those are A–Z a–z 0–9 . _ - only). */
+const OWNER = "(owner)";
 
 export class UsageSection {
   private readonly since = $<HTMLInputElement>("usage-since");
@@ -34,13 +36,15 @@ export class UsageSection {
     this.since.value = utcDay(1 - RANGE_DAYS);
   }
 
-  /** The key filter's choices: every key's name (revoked ones too: their usage stays). */
+  /** The key filter's choices: all keys, the owner's key, and every key's name (revoked ones too:
+   * their usage stays). */
   setKeys(keys: KeyObject[]): void {
     const chosen = this.keySelect.value;
     const all = h("option", { value: "", "data-i18n": "allKeys" }, t("allKeys"));
+    const owner = h("option", { value: OWNER, "data-i18n": "ownerKey" }, t("ownerKey"));
     const names = keys.map((key) => key.name);
-    if (chosen && !names.includes(chosen)) names.push(chosen);
-    this.keySelect.replaceChildren(all, ...names.map((name) => h("option", { value: name }, name)));
+    if (chosen && chosen !== OWNER && !names.includes(chosen)) names.push(chosen);
+    this.keySelect.replaceChildren(all, owner, ...names.map((name) => h("option", { value: name }, name)));
     this.keySelect.value = chosen;
   }
 
@@ -62,7 +66,9 @@ export class UsageSection {
     const count = ++this.loadCount;
     const since = this.since.value;
     const until = this.until.value;
-    const key = this.keySelect.value || undefined;
+    const chosen = this.keySelect.value;
+    const owner = chosen === OWNER;
+    const key = chosen && !owner ? chosen : undefined;
     this.error.textContent = "";
     if (!since || !until || since >= until) {
       this.error.textContent = t("usageRange");
@@ -72,7 +78,7 @@ export class UsageSection {
     $("usage").setAttribute("aria-busy", "true");
     try {
       const [byDay, byKey, byModel] = await Promise.all(
-        (["day", "key", "model"] as const).map((by) => this.api.usage({ by, key, since, until })),
+        (["day", "key", "model"] as const).map((by) => this.api.usage({ by, key, owner, since, until })),
       );
       if (count !== this.loadCount) return;
       const perDay = new Map(byDay.map((row) => [row.day ?? "", row]));
