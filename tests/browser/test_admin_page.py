@@ -89,7 +89,7 @@ def test_a_key_made_changed_and_revoked_on_the_page_is_so_in_the_api(relay: Rela
 
         page.fill("#new-name", "bob")  # a name taken: the API's word for it
         page.click("#create-key")
-        expect(page.locator("#create-error")).to_contain_text("bob")
+        expect(page.locator("#create-error")).to_have_text("a key named 'bob' already exists")
 
         row.locator('button[data-action="edit"]').click()
         expect(page.locator("#edit-dialog")).to_be_visible()
@@ -151,3 +151,29 @@ def test_the_page_speaks_chinese_to_a_chinese_browser(relay: Relay, new_context:
     page.click("#language")
     expect(page.locator("#sign-in")).not_to_have_text(re.compile(r"[\u4e00-\u9fff]"))
 
+
+def test_the_chinese_page_tells_the_api_s_errors_in_chinese(relay: Relay, new_context: Context,
+                                                             tmp_path: Path) -> None:
+    r = team_relay(relay, tmp_path)
+    page = new_context(locale="zh-CN").new_page()
+    page.goto(f"{r.url}/admin")
+    page.fill("#admin-key", "not-the-admin-key")
+    page.click("#sign-in")
+    expect(page.locator("#sign-in-error")).to_have_text("中转服务拒绝了这个管理密钥（401）。")
+    page.fill("#admin-key", ADMIN_KEY)
+    page.click("#sign-in")
+    expect(page.locator("#keys-table")).to_be_visible()
+    page.fill("#new-name", "alice")  # a name taken (409): no English
+    page.click("#create-key")
+    expect(page.locator("#create-error")).to_have_text("已有同名的密钥（409）：请换一个名称。")
+    page.fill("#new-name", "a b")  # a malformed name (422): the API's message tells which value
+    page.click("#create-key")
+    expect(page.locator("#create-error")).to_have_text(re.compile(r"^中转服务不接受填写的内容（422）：bad key name 'a b'"))
+    # the owner's key is offered in the key filter, in Chinese too
+    page.select_option("#usage-key", label="（所有者密钥）")
+    expect(page.locator("#usage-by-key tbody tr.owner-key")).to_have_count(1)
+    expect(page.locator("#usage-by-key tbody tr")).to_have_count(1)
+    # the relay out of reach: the browser's own words for it ("Failed to fetch") tell nothing more
+    page.route("**/admin/api/**", lambda route: route.abort())
+    page.click("#keys-refresh")
+    expect(page.locator("#keys-error")).to_have_text("无法连接中转服务：请检查网络，以及中转服务是否正在运行。")

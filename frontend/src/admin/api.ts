@@ -58,11 +58,13 @@ export interface UsageQuery {
   until?: string;
 }
 
-/** A failed call: `status` 0 when the relay could not be reached. */
+/** A failed call: `status` 0 when the relay could not be reached; `message` is the API's own (in English),
+ * `code` its envelope's (`conflict`, `not_found`, `invalid_api_key`, …) when it sent one. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly code: string | null = null,
   ) {
     super(message);
     this.name = "ApiError";
@@ -77,7 +79,7 @@ export function apiBase(pathname = location.pathname): string {
 
 export class AdminApi {
   /** Called with every 401 (after the one a sign-in check answers). */
-  onUnauthorized: (message: string) => void = () => {};
+  onUnauthorized: (error: ApiError) => void = () => {};
 
   constructor(
     private key: string,
@@ -133,21 +135,21 @@ export class AdminApi {
       data = null;
     }
     if (!response.ok) {
-      const message = errorMessage(data) ?? `HTTP ${response.status} ${response.statusText}`.trim();
-      if (response.status === 401) this.onUnauthorized(message);
-      throw new ApiError(response.status, message);
+      const sent = envelope(data);
+      const message = sent.message ?? `HTTP ${response.status} ${response.statusText}`.trim();
+      const error = new ApiError(response.status, message, sent.code);
+      if (response.status === 401) this.onUnauthorized(error);
+      throw error;
     }
     return data as T;
   }
 }
 
-function errorMessage(body: unknown): string | null {
-  if (typeof body === "object" && body !== null && "error" in body) {
-    const error = (body as { error: unknown }).error;
-    if (typeof error === "object" && error !== null && "message" in error) {
-      const message = (error as { message: unknown }).message;
-      if (typeof message === "string" && message) return message;
-    }
-  }
-  return null;
+/** OpenAI's error envelope, `{"error": {"message", "type", "code"}}`: its message and code, if there. */
+function envelope(body: unknown): { message: string | null; code: string | null } {
+  const error = typeof body === "object" && body !== null && "error" in body ? body.error : null;
+  if (typeof error !== "object" || error === null) return { message: null, code: null };
+  const message = "message" in error && typeof error.message === "string" && error.message ? error.message : null;
+  const code = "code" in error && typeof error.code === "string" ? error.code : null;
+  return { message, code };
 }

@@ -4,6 +4,7 @@ import { copyText } from "../clipboard";
 import { confirmDialog } from "../confirm";
 import { type AdminApi, ApiError, type KeyChanges, type KeyObject, LIMITS, type Limit } from "./api";
 import { $, formatNumber, formatTime, h, sameList, splitList } from "./dom";
+import { problem } from "./errors";
 import { type Key, t } from "./i18n";
 
 export type KeyStatus = "active" | "revoked" | "expired";
@@ -119,7 +120,7 @@ export class KeysSection {
       if (count === this.loadCount) this.show(keys);
     } catch (error) {
       if (count === this.loadCount && !(error instanceof ApiError && error.status === 401)) {
-        this.error.textContent = message(error);
+        this.error.textContent = problem(error);
       }
     }
   }
@@ -225,7 +226,7 @@ export class KeysSection {
       this.hooks.notify(t("created", { name: created.name }));
       await this.load();
     } catch (error) {
-      if (!(error instanceof ApiError && error.status === 401)) this.createError.textContent = message(error);
+      if (!(error instanceof ApiError && error.status === 401)) this.createError.textContent = problem(error);
     } finally {
       this.createButton.disabled = false;
       this.createButton.textContent = t("create");
@@ -319,7 +320,7 @@ export class KeysSection {
       this.hooks.notify(t("saved", { name: key.name }));
       await this.load();
     } catch (error) {
-      if (!(error instanceof ApiError && error.status === 401)) this.editError.textContent = message(error);
+      if (!(error instanceof ApiError && error.status === 401)) this.editError.textContent = problem(error);
     } finally {
       this.editSave.disabled = false;
       this.editSave.textContent = t("save");
@@ -337,7 +338,7 @@ export class KeysSection {
       this.hooks.notify(t("revoked", { name: key.name }));
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return;
-      this.error.textContent = message(error);
+      this.error.textContent = problem(error);
     }
     await this.load();
   }
@@ -345,9 +346,4 @@ export class KeysSection {
 
 function time(iso: string): HTMLTimeElement {
   return h("time", { datetime: iso, title: iso }, formatTime(iso));
-}
-
-export function message(error: unknown): string {
-  if (error instanceof ApiError && error.status === 0) return t("unreachable", { error: error.message });
-  return error instanceof Error ? error.message : String(error);
 }

@@ -7,7 +7,8 @@ import { loadSettings } from "../settings";
 import { AdminApi, ApiError, type KeyObject } from "./api";
 import { $ } from "./dom";
 import { detectLang, lang, setLang, t, translate } from "./i18n";
-import { KeysSection, message } from "./keys";
+import { problem } from "./errors";
+import { KeysSection } from "./keys";
 import { UsageSection } from "./usage";
 import { toast } from "../toast";
 
@@ -50,8 +51,8 @@ class AdminPage {
       notify: (text) => toast(text),
     });
     this.usage = new UsageSection(this.api);
-    this.api.onUnauthorized = (text) => {
-      if (this.signedIn) this.signOut(`${t("keyRejectedLater")} (${text})`);
+    this.api.onUnauthorized = (error) => {
+      if (this.signedIn) this.signOut(problem(error));
     };
   }
 
@@ -161,10 +162,10 @@ class AdminPage {
 
 function signInProblem(error: unknown, stored: boolean): string {
   if (error instanceof ApiError) {
-    if (error.status === 401) return `${t(stored ? "keyRejectedLater" : "keyRejected")} (${error.message})`;
+    if (error.status === 401 && !stored) return t("keyRejected", { detail: error.message });
     if (error.status === 404) return t("adminOff");
   }
-  return message(error);
+  return problem(error);
 }
 
 new AdminPage().start();

@@ -5,7 +5,7 @@ import { type AdminApi, ApiError, type KeyObject, type UsageRow, type UsageTotal
 import { type DayTokens, UsageChart } from "./chart";
 import { $, daysBetween, formatNumber, h, utcDay } from "./dom";
 import { t } from "./i18n";
-import { message } from "./keys";
+import { problem } from "./errors";
 
 const RANGE_DAYS = 30;
 /** The key filter's value for the owner's key: never a key name (those are A–Z a–z 0–9 . _ - only). */
@@ -91,7 +91,7 @@ export class UsageSection {
       this.render();
     } catch (error) {
       if (count === this.loadCount && !(error instanceof ApiError && error.status === 401)) {
-        this.error.textContent = message(error);
+        this.error.textContent = problem(error);
       }
     } finally {
       if (count === this.loadCount) {
