@@ -145,7 +145,7 @@ def test_the_database_keeps_tokens_per_key_and_day_as_records_arrive(database_ur
         await writer.start()
         for rec in records:
             await writer.record(rec)
-        await writer._sink.insert(records[:2])  # a batch given up on, then imported from the spool: skipped
+        await writer._sink.insert(records[:2], 10)  # a batch given up on, then imported from the spool: skipped
         await writer.close()
         day = func.substr(usage.c.time, 1, 10) if engine.dialect.name == "sqlite" else func.date(
             func.timezone("UTC", usage.c.time))

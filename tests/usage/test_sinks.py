@@ -44,7 +44,7 @@ def test_rows_read_back_through_sqlalchemy_as_written(database_url: str) -> None
         engine = create_engine(database_url)
         sink = sink_for(engine)
         try:
-            await sink.insert(records)
+            await sink.insert(records, 10)
         finally:
             await sink.close()
             await engine.dispose()
@@ -77,7 +77,7 @@ def test_a_held_write_lock_is_waited_for_in_the_thread_and_the_loop_runs_on(data
         started = time.monotonic()
         released.start()
         try:
-            await sink.insert([make(1)])
+            await sink.insert([make(1)], 10)
             took = time.monotonic() - started
         finally:
             ticker.cancel()
@@ -100,8 +100,8 @@ def test_a_record_written_twice_is_stored_once(database_url: str, tmp_path: Path
         engine = create_engine(database_url)
         sink = sink_for(engine)
         try:
-            await sink.insert(records)
-            await sink.insert([*records, make(3)])  # the same two again, with a new one
+            await sink.insert(records, 10)
+            await sink.insert([*records, make(3)], 10)  # the same two again, with a new one
         finally:
             await sink.close()
             await engine.dispose()
@@ -130,7 +130,7 @@ def test_two_relays_batches_of_the_same_keys_never_deadlock(postgres_url: str) -
         await sink.open()
         try:
             for _ in range(rounds):
-                await sink.insert([make(1, key=key) for key in order])
+                await sink.insert([make(1, key=key) for key in order], 10)
         finally:
             await sink.close()
 

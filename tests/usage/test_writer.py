@@ -68,8 +68,8 @@ def test_records_arriving_together_share_a_few_transactions(database_url: str, t
         commits: list[int] = []  # the batches that reached the driver
         insert = writer._sink.insert
 
-        async def counted(records: Sequence[UsageRecord]) -> None:
-            await insert(records)
+        async def counted(records: Sequence[UsageRecord], timeout: float) -> None:
+            await insert(records, timeout)
             commits.append(len(records))
 
         writer._sink.insert = counted  # type: ignore[method-assign]
@@ -255,11 +255,11 @@ def test_records_arriving_during_a_commit_go_together_in_the_next(tmp_path: Path
         release = asyncio.Event()
         insert = writer._insert
 
-        async def held(records: list[UsageRecord]) -> None:
+        async def held(records: list[UsageRecord], timeout: float) -> None:
             sizes.append(len(records))
             if len(sizes) == 1:
                 await release.wait()
-            await insert(records)
+            await insert(records, timeout)
 
         writer._insert = held  # type: ignore[method-assign]
         await writer.start()
@@ -364,7 +364,7 @@ def test_a_spool_the_database_refuses_is_not_read_at_every_batch(database_url: s
             tries.append(int(warn))
             return await importing(warn)
 
-        async def refused(records: list[Any]) -> None:
+        async def refused(records: list[Any], timeout: float) -> None:
             raise RuntimeError("refused")
 
         writer._import_spool = counted  # type: ignore[method-assign]

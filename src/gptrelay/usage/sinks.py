@@ -15,7 +15,11 @@ The table, the column names and how SQLite stores a time and a boolean come from
 SQLAlchemy table (``gptrelay.db.tables.usage``) and its dialect, so rows written here
 read back through SQLAlchemy exactly as rows written there. Each sink connects at
 ``open()`` (the writer's start) and keeps its connection through failed batches; only a
-PostgreSQL connection cut or cancelled midway is dropped, and made again by the next batch.
+PostgreSQL connection cut, timed out or cancelled midway is dropped, and made again by the next batch.
+
+A batch has a time limit (``insert``'s ``timeout``), which each sink keeps in the way its driver
+allows: SQLite's statement is interrupted from the loop; asyncpg is given the limit itself, since a
+cancellation from outside is not safe there (below).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from gptrelay.usage.records import UsageRecord
 COLUMNS: tuple[str, ...] = tuple(column.name for column in usage.columns if not column.primary_key)
 
 Row = tuple[Any, ...]
+CUT_AFTER = 1.0  # seconds past its time limit after which a PostgreSQL batch's connection is cut
 SKIP_WRITTEN = "ON CONFLICT (record_id) DO NOTHING"  # a record already stored (a batch given up on that had
 # been committed, then imported from the spool) is not stored again
 
@@ -49,8 +54,8 @@ class Sink(Protocol):
         """Connect now, at start, while file descriptors are to be had: a relay holding thousands
         of streams may have none left when the first of them ends."""
 
-    async def insert(self, records: Sequence[UsageRecord]) -> None:
-        """Commit ``records`` in one transaction, or raise."""
+    async def insert(self, records: Sequence[UsageRecord], timeout: float) -> None:
+        """Commit ``records`` in one transaction, or raise (``TimeoutError`` after ``timeout`` seconds)."""
 
     async def close(self) -> None: ...
 
@@ -146,13 +151,14 @@ class SqliteSink:
     async def open(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._connection.open)
 
-    async def insert(self, records: Sequence[UsageRecord]) -> None:
+    async def insert(self, records: Sequence[UsageRecord], timeout: float) -> None:
         rows = [self._row(record) for record in records]
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._connection.insert, rows)
-        except asyncio.CancelledError:
-            self._connection.interrupt()
-            raise
+        async with asyncio.timeout(timeout):
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._in_thread(), self._connection.insert, rows)
+            except asyncio.CancelledError:  # timed out (or the writer is cancelled): the thread stops too
+                self._connection.interrupt()
+                raise
 
     def _in_thread(self) -> ThreadPoolExecutor:
         if self._thread is None:
@@ -167,7 +173,13 @@ class SqliteSink:
 
 
 class PostgresSink:
-    """Batches into PostgreSQL through an ``asyncpg`` connection of its own."""
+    """Batches into PostgreSQL through an ``asyncpg`` connection of its own.
+
+    Its time limit is asyncpg's own ``timeout``, never a cancellation: while ``executemany``
+    waits for the socket to take more rows (a server slow to read them), asyncpg 0.32 swallows a
+    cancellation and then waits for an answer to rows it never sent, for ever; every record of
+    the relay then waits behind it (found with 10,000 streams on PostgreSQL). Should a batch
+    outlive its limit anyway, the connection is cut ``CUT_AFTER`` seconds later, which ends it."""
 
     def __init__(self, url: URL) -> None:
         self._url = url.set(drivername="postgresql")
@@ -181,19 +193,26 @@ class PostgresSink:
             self._connection = await asyncpg.connect(self._url.render_as_string(hide_password=False),
                                                      timeout=CONNECT_TIMEOUT_S)
 
-    async def insert(self, records: Sequence[UsageRecord]) -> None:
+    async def insert(self, records: Sequence[UsageRecord], timeout: float) -> None:
         # In key order: each row's trigger updates its key's ``usage_daily`` row, so two relays' batches
         # lock those rows in the same order and never wait on each other in a circle (a deadlock).
         rows = [self._row(record) for record in sorted(records, key=_by_key)]
-        await self.open()
-        assert self._connection is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with asyncio.timeout(timeout):  # (connecting can be cancelled safely)
+            await self.open()
+        connection = self._connection
+        assert connection is not None
+        cut = loop.call_later(timeout + CUT_AFTER, connection.terminate)
         try:
-            await self._connection.executemany(self._sql, rows)  # one transaction
+            await connection.executemany(self._sql, rows, timeout=max(deadline - loop.time(), 0.001))  # one transaction
         except asyncpg.PostgresError:
             raise  # the server refused the batch: the connection is as good as before
         except BaseException:
-            await self.close()  # cut or cancelled midway: its state is not worth trusting
+            await self.close()  # cut, timed out or cancelled midway: its state is not worth trusting
             raise
+        finally:
+            cut.cancel()
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -159,9 +159,7 @@ class UsageWriter:
                     async with asyncio.timeout(self.spool_retry):
                         await self._wake.wait()
                 if not self._pending and not self._closing:
-                    with contextlib.suppress(TimeoutError):  # a database that does not answer: next time
-                        async with asyncio.timeout(self.retry_for):
-                            await self._try_spool()
+                    await self._try_spool()  # (its insert has the retry time as its limit)
                 continue
             if self.gather and len(self._pending) < GATHER_UP_TO and self.more_coming():
                 await asyncio.sleep(self.gather)  # others end soon: one transaction for them too
@@ -187,8 +185,7 @@ class UsageWriter:
         while True:
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(max(deadline - loop.time(), 0.25)):
-                    await self._insert([rec for rec, _ in batch])
+                await self._insert([rec for rec, _ in batch], max(deadline - loop.time(), 0.25))
             except Exception as error:
                 if loop.time() + delay >= deadline:
                     await self._spool(batch, error)
@@ -227,8 +224,10 @@ class UsageWriter:
         else:
             self._spool_told = True
 
-    async def _insert(self, records: list[UsageRecord]) -> None:
-        await self._sink.insert(records)
+    async def _insert(self, records: list[UsageRecord], timeout: float) -> None:
+        """Commit ``records`` within ``timeout`` seconds, or raise. The sink keeps the time limit: a
+        cancellation from here is not safe with every driver (``gptrelay.usage.sinks``)."""
+        await self._sink.insert(records, timeout)
 
     async def _spool(self, batch: list[Pending], error: BaseException) -> None:
         reason = _reason(self.engine, error)
@@ -311,7 +310,7 @@ class UsageWriter:
         try:
             records, bad = _parse(_read_all(fd))
             if records:
-                await self._insert(records)
+                await self._insert(records, self.retry_for)
             os.unlink(self.spool)
         except Exception as error:
             if warn:
