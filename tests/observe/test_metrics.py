@@ -14,7 +14,7 @@ from gptrelay.observe.metrics import route_pattern, v1_route
 from gptrelay.upstream import pool
 from tests.conftest import RunningRelay, Store
 from tests.helpers import chat, eventually, user
-from tests.observe.conftest import scrape, value
+from tests.observe.conftest import ADMIN_KEY, scrape, value
 from tests.upstream.conftest import Fakes
 from tests.upstream.test_pool import upstream
 from tests.usage.test_recording import records
@@ -181,6 +181,9 @@ def test_the_one_upstream_counts_its_failures_too(observed: Relay) -> None:
                           headers=r.auth).status_code == status
     assert chat(r.url, user("/scenario error status=503"), r.auth).status == 503
     assert value(scrape(r.url), "gptrelay_upstream_failures_total", upstream="openai") == 3  # not the 400
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    (listed,) = httpx.get(f"{r.url}/admin/api/upstreams", headers=admin).json()["data"]
+    assert listed["failures"] == 3  # the admin API counts as the metrics do, with one upstream too
 
 
 def test_only_observe_knows_prometheus_client() -> None:

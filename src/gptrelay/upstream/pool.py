@@ -95,7 +95,6 @@ class Member:
         self._serves = None if served is None else \
             re.compile("|".join(fnmatch.translate(pattern) for pattern in served)).match
         self.resting_until = 0.0
-        self.failures = 0
         self._turn = 0
 
     def serves(self, model: str) -> bool:
@@ -116,7 +115,8 @@ class Member:
                 "models": list(self.models) if self.models is not None else None, "weight": self.weight,
                 "proxy": masked_url(self.transport.proxy) if self.transport.proxy else None,
                 "state": "resting" if resting else "ready", "resting_seconds": round(resting, 1),
-                "failures": self.failures, "keys": [key.state(now) for key in self.keys]}
+                "failures": self.transport.failures,  # one count: the metrics' (every attempt, one key or many)
+                "keys": [key.state(now) for key in self.keys]}
 
 
 def _env_member(settings: Settings, sweeper: Sweeper, base_url: str | None) -> Member:
@@ -317,12 +317,10 @@ class Pool:
         return [*first, *((member, key) for _, member, key in later)] or aside
 
     def _unreachable(self, member: Member, error: UpstreamError) -> None:
-        member.failures += 1
         member.resting_until = time.monotonic() + UPSTREAM_REST
         log.warning("upstream %s rests for %g s: %s", member.name, UPSTREAM_REST, error.message)
 
     def _failed(self, member: Member, key: Key, status: int, retry_after: str | None, code: str | None) -> None:
-        member.failures += 1
         key.failures += 1
         if status == 401 or (status == 429 and code in SET_ASIDE_CODES):
             key.set_aside = f"{status} {code}" if code else str(status)
