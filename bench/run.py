@@ -22,6 +22,7 @@ import re
 import resource
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -306,6 +307,21 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    # Streams still running long after they should have ended: the relay is asked where its tasks wait
+    # (SIGUSR1, told in its log), while they still do. Not a relay given with --relay-cmd, which may
+    # be one that SIGUSR1 would end.
+    overran = threading.Event()
+    stream_s = STREAM_CHUNKS * STREAM_INTERVAL_MS / 1000
+
+    def ask_where() -> None:
+        overran.set()
+        for proc in h.tree(pid or 0):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGUSR1)
+
+    asker = threading.Timer(max(0.0, start_at - time.time()) + ramp + 3 * stream_s + 10, ask_where)
+    if pid and name not in ("direct", "byte pipe") and not stack.args.relay_cmd:
+        asker.start()
     watch = CpuWatch({"target": pid, "upstream": stack.fake.pid if stack.fake else None}, wait=False)
     outs = [stack.logs / f"streams-{i}.json" for i in range(procs)]
     for path in outs:
@@ -322,11 +338,15 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
                 raise RuntimeError(f"load generator failed: {err.decode()[-2000:]}")
             results.append(json.loads(path.read_text()))
     finally:
+        asker.cancel()
         for gen in gens:
             if gen.poll() is None:
                 gen.kill()
         stop.set()
         sampler.join()
+    if overran.is_set():
+        print(f"  streams {n} {name}: still running {asker.interval:.0f} s after their start; the relay was "
+              "asked where its tasks wait (SIGUSR1): see its log in the results' logs/", flush=True)
     cpu = watch.done()
     watched = time.monotonic() - watch.started  # connecting included: CPU is counted over it all
     elapsed = max(r["elapsed_s"] for r in results)
@@ -356,7 +376,7 @@ def streams_run(stack: Stack, name: str, n: int, timeout: float, ramp: float) ->
             "target_cpu_util": cpu.get("target", 0.0) / watched,
             "upstream_cpu_util": cpu.get("upstream", 0.0) / watched,
             "generator_cpu_util": gen_cpu / elapsed, "other_cpu_util": cpu["other"] / watched,
-            "generators": procs, "incomplete_endings": endings}
+            "generators": procs, "incomplete_endings": endings, "asked_where_waiting": overran.is_set()}
 
 
 def median_of(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
