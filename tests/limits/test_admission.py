@@ -144,8 +144,10 @@ def test_two_relays_sharing_redis_admit_exactly_rpm(fake_upstream: RunningFake, 
     slack = 0 if rpm < 2 * LEASE_SHARE else 2 * LEASE_MAX
     assert rpm - slack <= statuses.count(200) <= rpm
     assert statuses.count(200) + statuses.count(429) == asked
-    if slack:  # most admissions came from leases (the count also holds the tokens' and other tests' calls)
-        assert evalsha_calls() - scripts_run < asked / 2
+    if slack:  # most admissions came from leases: each refusal asks Redis, two admissions did not
+        # (the count also holds the calls of tokens spent and of given back leases)
+        calls = evalsha_calls() - scripts_run
+        assert calls < statuses.count(429) + statuses.count(200) / 2, (calls, statuses.count(429))
 
 
 def evalsha_calls() -> int:
