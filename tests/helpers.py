@@ -255,3 +255,55 @@ def eventually(check: Callable[[], T], within: float = 20, every: float = 0.02) 
             return result
         time.sleep(every)
     return check()
+
+
+class Link:
+    """A TCP link on loopback to ``port`` that can stop passing bytes, both ways, while its connections
+    stay open: a network that has begun dropping packets (``freeze``), and recovers (``thaw``). Run it
+    on a loop that keeps running (``LoopThread``): ``port = loop_thread.run(link.start())``."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.port = 0
+        self._open: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def freeze(self) -> None:
+        assert self._loop is not None and self._open is not None
+        self._loop.call_soon_threadsafe(self._open.clear)
+
+    def thaw(self) -> None:
+        assert self._loop is not None and self._open is not None
+        self._loop.call_soon_threadsafe(self._open.set)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            far_reader, far_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, far_writer), self._pipe(far_reader, writer),
+                             return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._open is not None
+        try:
+            while data := await reader.read(65536):
+                await self._open.wait()  # frozen: what arrived waits here, and nothing answers
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()

@@ -31,6 +31,10 @@ WRITER_BUSY_TIMEOUT_S = 0.5
 its record, and the writer retries (and then spools) by itself, so it must not sit in SQLite's busy wait,
 which no cancel stops."""
 CONNECT_TIMEOUT_S = 10.0
+STATEMENT_TIMEOUT_S = 10.0
+"""PostgreSQL: the longest wait for a statement's answer (asyncpg's ``command_timeout``). A server behind a
+network that drops packets sends no error either: without it the key cache and the quotas would wait,
+untold, for as long as the kernel keeps the connection (a quarter of an hour)."""
 
 _DRIVERS = {"sqlite": ("sqlite+aiosqlite", "aiosqlite"), "postgresql": ("postgresql+asyncpg", "asyncpg"),
             "postgres": ("postgresql+asyncpg", "asyncpg")}
@@ -99,7 +103,7 @@ def create_engine(url: str) -> AsyncEngine:
     _, module = _DRIVERS[target.drivername.split("+")[0]]
     options: dict[str, Any] = {"pool_pre_ping": True}
     if target.drivername.startswith("postgresql"):
-        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
+        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S, "command_timeout": STATEMENT_TIMEOUT_S}
     else:
         options["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
     try:
@@ -120,7 +124,7 @@ def describe(url: str, error: BaseException) -> StorageError:
     original = getattr(error, "orig", None) or error
     detail = " ".join(str(original).split()) or type(original).__name__
     if isinstance(error, TimeoutError):
-        detail = f"no answer within {CONNECT_TIMEOUT_S:g} seconds"
+        detail = f"no answer within {max(CONNECT_TIMEOUT_S, STATEMENT_TIMEOUT_S):g} seconds"
     elif (why := _read_only(url)) is not None:
         detail = f"{detail} ({why})"
     return StorageError(f"database {masked(url)}: {detail}")
