@@ -71,7 +71,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     keys = app[ACCESS_KEYS]
     await migrate(settings.database_url)
     async with contextlib.AsyncExitStack() as opened:
-        engine = await connected(settings.database_url)
+        engine = await connected(settings.database_url, serving=True)
         opened.push_async_callback(engine.dispose)
         await check_writable(engine, settings.database_url)
         store = app[KEY_STORE] = KeyStore(engine)

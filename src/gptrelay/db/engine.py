@@ -32,9 +32,10 @@ its record, and the writer retries (and then spools) by itself, so it must not s
 which no cancel stops."""
 CONNECT_TIMEOUT_S = 10.0
 STATEMENT_TIMEOUT_S = 10.0
-"""PostgreSQL: the longest wait for a statement's answer (asyncpg's ``command_timeout``). A server behind a
-network that drops packets sends no error either: without it the key cache and the quotas would wait,
-untold, for as long as the kernel keeps the connection (a quarter of an hour)."""
+"""PostgreSQL, for a running relay (``serving=True``): the longest wait for a statement's answer (asyncpg's
+``command_timeout``). A server behind a network that drops packets sends no error either: without it the
+key cache and the quotas would wait, untold, for as long as the kernel keeps the connection (a quarter
+of an hour). Not for migrations and the CLI, whose statements may take long on a large usage table."""
 
 _DRIVERS = {"sqlite": ("sqlite+aiosqlite", "aiosqlite"), "postgresql": ("postgresql+asyncpg", "asyncpg"),
             "postgres": ("postgresql+asyncpg", "asyncpg")}
@@ -97,13 +98,16 @@ def _wal(cursor: Any, attempts: int) -> None:
                 raise
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection)."""
+def create_engine(url: str, *, serving: bool = False) -> AsyncEngine:
+    """The engine for ``url``; connects lazily (see ``connected`` for a first, checked connection).
+    A relay's own (``serving``) waits at most ``STATEMENT_TIMEOUT_S`` for a PostgreSQL statement."""
     target = async_url(url)
     _, module = _DRIVERS[target.drivername.split("+")[0]]
     options: dict[str, Any] = {"pool_pre_ping": True}
     if target.drivername.startswith("postgresql"):
-        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S, "command_timeout": STATEMENT_TIMEOUT_S}
+        options["connect_args"] = {"timeout": CONNECT_TIMEOUT_S}
+        if serving:
+            options["connect_args"]["command_timeout"] = STATEMENT_TIMEOUT_S
     else:
         options["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
     try:
@@ -158,10 +162,10 @@ async def storage_errors(url: str) -> AsyncIterator[None]:
         raise describe(url, error) from None
 
 
-async def connected(url: str) -> AsyncEngine:
+async def connected(url: str, *, serving: bool = False) -> AsyncEngine:
     """An engine whose database answered ``SELECT 1`` (that connection kept in its pool), or a
     ``StorageError``."""
-    engine = create_engine(url)
+    engine = create_engine(url, serving=serving)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite and engine.url.database and not Path(engine.url.database).resolve().parent.is_dir():
         raise StorageError(f"database {masked(url)}: the folder {Path(engine.url.database).parent} does not exist")
