@@ -1,4 +1,4 @@
-"""Build the chat page (frontend/, with npm) into src/gptrelay/static/ when the package is built.
+"""Build the chat and admin pages (frontend/, with npm) into src/gptrelay/static/ when the package is built.
 
 The page's libraries come from npm through frontend/package-lock.json and are
 bundled into the Python package, so the relay never loads anything from a CDN.
@@ -27,7 +27,7 @@ class FrontendBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         npm = shutil.which("npm")
         if npm is None:
-            self.app.display_warning("npm not found: building without the chat page (install Node.js)")
+            self.app.display_warning("npm not found: building without the chat and admin pages (install Node.js)")
             return
         lock = frontend / "package-lock.json"
         installed = frontend / "node_modules" / ".package-lock.json"
