@@ -312,11 +312,11 @@ def test_a_key_revoked_mid_stream_through_the_api(admin: httpx.Client, admin_rel
 
 
 def test_a_bug_in_a_handler_is_a_500_in_the_envelope(admin: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gptrelay.admin.api
+    from gptrelay.admin.models import KeyCreate
 
-    def broken(body: dict[str, Any]) -> Any:
+    def broken(self: KeyCreate) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(gptrelay.admin.api, "key_fields", broken)
+    monkeypatch.setattr(KeyCreate, "fields", broken)
     error = envelope(admin.post("/admin/api/keys", json={"name": "bug"}), 500)
     assert error["type"] == "server_error"

@@ -4,9 +4,10 @@ Every handler first asks ``admin_store``: without ``ADMIN_KEY`` the path
 answers 404 as if it did not exist; a request without ``Authorization: Bearer
 <ADMIN_KEY>`` (compared in constant time; access keys are not accepted) gets
 401 before anything of its body is read. Bodies are then read up to 64 KiB
-(413 beyond) and must be a JSON object (400); unknown fields, wrong types
-and bad values are 422. The routes are public at the front door: the door's
-access keys have no say here.
+(413 beyond) and must be a JSON object (400); bodies and the usage query are
+then validated with the models of ``gptrelay.admin.models`` (which the OpenAPI
+document is made of): unknown fields, wrong types and bad values are 422. The
+routes are public at the front door: the door's access keys have no say here.
 """
 
 from __future__ import annotations
@@ -14,23 +15,22 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from functools import cache
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-from gptrelay.admin.openapi import DOCUMENT, MAX_INT
-from gptrelay.auth.keys import LIMITS, MAX_TTL, NAME, KeyFields, KeyStore, parse_when
+from gptrelay.admin.models import KeyChanges, KeyCreate, UsageQuery
+from gptrelay.admin.openapi import document
+from gptrelay.auth.keys import NAME, KeyStore
 from gptrelay.door import Route
 from gptrelay.errors import BadRequest, NotFound, Unauthorized, Unprocessable
 from gptrelay.http.bodies import decode, read_raw
 from gptrelay.state import ACCESS_KEYS, BODY_LIMITS, KEY_STORE, SETTINGS, UPSTREAM
-from gptrelay.usage.queries import BY, parse_date, usage_rows
+from gptrelay.usage.queries import usage_rows
 
 MAX_BODY = 64 * 1024
-CHANGES = frozenset({*LIMITS, "models", "origins", "expires_at", "ttl_seconds"})
-_OPENAPI = orjson.dumps(DOCUMENT)
 
 
 def admin_store(request: web.Request) -> KeyStore:
@@ -64,44 +64,6 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def key_fields(body: dict[str, Any]) -> KeyFields:
-    """``body``'s changes to a key, checked for names and types (422); ``KeyStore`` checks the values."""
-    unknown = sorted(set(body) - CHANGES)
-    if unknown:
-        raise Unprocessable(f"unknown fields: {', '.join(map(repr, unknown))}; known: {', '.join(sorted(CHANGES))}")
-    fields: dict[str, Any] = {}
-    for field in LIMITS:
-        if field in body:
-            value = body[field]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or not 0 <= value <= MAX_INT):
-                raise Unprocessable(f"{field} must be a whole number from 0 to {MAX_INT}, or null for no limit")
-            fields[field] = value
-    for field in ("models", "origins"):
-        if field in body:
-            value = body[field]
-            # Each item as the document says it: the CLI's lists may hold blanks and spaces, not the API's.
-            if value is not None and (not isinstance(value, list) or not all(
-                    isinstance(v, str) and v and v == v.strip() for v in value)):
-                raise Unprocessable(f"{field} must be an array of non-empty strings without surrounding spaces, "
-                                    "or null for none")
-            fields[field] = value
-    if "expires_at" in body and "ttl_seconds" in body:
-        raise Unprocessable("give expires_at or ttl_seconds, not both")
-    if "expires_at" in body:
-        when = body["expires_at"]
-        if when is not None and not isinstance(when, str):
-            raise Unprocessable("expires_at must be an ISO 8601 date or time, or null for never")
-        fields["expires_at"] = None if when is None else parse_when(when)
-    if "ttl_seconds" in body:
-        ttl = body["ttl_seconds"]
-        limit = int(MAX_TTL.total_seconds())
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= limit):
-            raise Unprocessable(f"ttl_seconds must be a whole number from 1 to {limit}, or null for never")
-        fields["expires_at"] = None if ttl is None else datetime.now(UTC) + timedelta(seconds=ttl)
-    return cast(KeyFields, fields)
-
-
 @contextmanager
 def unprocessable() -> Iterator[None]:
     """A value the store refuses (a bad name, origin or date) is 422 here: the JSON itself was fine."""
@@ -130,12 +92,9 @@ async def keys(request: web.Request) -> web.StreamResponse:
     store = admin_store(request)
     if request.method == "GET":
         return json_response({"data": [record.as_json() for record in await store.list()]})
-    body = await read_object(request)
-    name = body.pop("name", None)
-    if not isinstance(name, str):
-        raise Unprocessable("name is required: a string of 1 to 64 of the characters A-Z a-z 0-9 . _ -")
+    new = KeyCreate.check(await read_object(request))
     with unprocessable():
-        record, key = await store.create(name, key_fields(body))
+        record, key = await store.create(new.name, new.fields())
     await _in_force(request)
     return json_response({**record.as_json(), "key": key}, status=201)
 
@@ -150,9 +109,8 @@ async def key(request: web.Request) -> web.StreamResponse:
         await store.revoke(name)
         await _in_force(request)
         return web.Response(status=204)
-    body = await read_object(request)
+    fields = KeyChanges.check(await read_object(request)).fields()
     with unprocessable():
-        fields = key_fields(body)
         record = await store.update(name, fields) if fields else await store.get(name)
     await _in_force(request)
     return json_response(record.as_json())
@@ -166,34 +124,22 @@ async def _in_force(request: web.Request) -> None:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    """``GET /admin/api/openapi.json``: this API, described (``gptrelay.admin.openapi``)."""
+    """``GET /admin/api/openapi.json``: this API, described (``gptrelay.admin.openapi``, made once)."""
     admin_store(request)
-    return web.Response(body=_OPENAPI, content_type="application/json")
+    return web.Response(body=_openapi(), content_type="application/json")
+
+
+@cache
+def _openapi() -> bytes:
+    return orjson.dumps(document())
 
 
 async def usage(request: web.Request) -> web.Response:
     """``GET /admin/api/usage?by=&key=&owner=&since=&until=``: the rows of ``gptrelay usage --json``
     (``owner=true`` as ``--owner``)."""
     store = admin_store(request)
-    query = request.query
-    unknown = set(query) - USAGE_QUERY
-    if unknown:  # a misspelt filter (?keys=alice) must not answer with everyone's usage
-        names = ", ".join(sorted(repr(name[:40]) for name in unknown)[:5])
-        raise Unprocessable(f"unknown query parameters: {names}; known: {', '.join(sorted(USAGE_QUERY))}")
-    by = query.get("by", "key")
-    if by not in BY:
-        raise Unprocessable(f"'by' must be one of {', '.join(BY)}")
-    try:
-        since, until = parse_date("since", query.get("since")), parse_date("until", query.get("until"))
-    except BadRequest as error:
-        raise Unprocessable(error.message) from None
-    key = query.get("key") or None
-    owner = query.get("owner", "false")
-    if owner not in ("true", "false"):
-        raise Unprocessable("'owner' must be true (only the owner key's records) or false")
-    if key is not None and owner == "true":
-        raise Unprocessable("give key=NAME or owner=true, not both")
-    rows = await usage_rows(store.engine, by, key, since, until, owner=owner == "true")  # type: ignore[arg-type]
+    query = UsageQuery.check({name: request.query[name] for name in request.query})  # (a name's first value)
+    rows = await usage_rows(store.engine, query.by, query.key, query.since, query.until, owner=query.owner)
     return web.Response(body=orjson.dumps({"data": rows}), content_type="application/json")
 
 
@@ -202,9 +148,6 @@ async def upstreams(request: web.Request) -> web.Response:
     and how often each failed."""
     admin_store(request)
     return json_response({"data": request.app[UPSTREAM].state()})
-
-
-USAGE_QUERY = frozenset({"by", "key", "owner", "since", "until"})
 
 
 def api_routes() -> tuple[Route, ...]:
