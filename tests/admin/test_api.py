@@ -284,9 +284,12 @@ def test_usage_over_http(admin: httpx.Client, admin_relay: RunningRelay) -> None
     assert admin.get("/admin/api/usage", params={"since": "2999-01-01"}).json() == {"data": []}
     for params in ({"by": "week"}, {"since": "yesterday"}, {"since": "0001-01-01T00:00+01:00"},
                    {"until": "9999-12-31T23:59-14:00"}, {"owner": "yes"}, {"owner": ""},
-                   {"owner": "true", "key": "user-1"}):
+                   {"owner": "true", "key": "user-1"}, {"since": "2026-11-02", "until": "2026-11-01"},
+                   {"since": "2026-11-01", "until": "2026-11-01T00:00Z"}):
         response = admin.get("/admin/api/usage", params=params)
         assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_request_error"
+    assert admin.get("/admin/api/usage", params={"since": "2026-11-02", "until": "2026-11-01"}).json()[
+        "error"]["message"] == "since must be before until"  # as the CLI says it
     assert httpx.get(f"{admin_relay.url}/admin/api/usage", headers=admin_relay.auth).status_code == 401
 
 

@@ -224,6 +224,8 @@ class UsageQuery(Checked):
     def _one_filter(self) -> Self:
         if self.key is not None and self.owner:
             raise ValueError("give key=NAME or owner=true, not both")
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")  # (as gptrelay usage says it)
         return self
 
 
