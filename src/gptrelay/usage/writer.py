@@ -51,10 +51,11 @@ from gptrelay.usage.sinks import sink_for
 log = logging.getLogger("gptrelay.usage")
 
 SPOOL_NAME = "usage-spool.jsonl"
-GATHER = 0.002
+GATHER = 0.005
 """Seconds a batch waits for more records while other requests are still running: a commit then
 serves several requests (a record alone would cost its request a transaction and two thread hops),
-at the price of that much time before those responses end."""
+at the price of that much time before those responses end. 5 ms rather than 2: with LEASE_MAX at 512,
+4-6% less CPU per streamed reply on PostgreSQL and Redis (interleaved wrk runs, 12 of 16 pairs)."""
 GATHER_UP_TO = 64
 WARN_EVERY = 30.0
 """Seconds between two warnings of one database outage (each batch is spooled at once meanwhile)."""
