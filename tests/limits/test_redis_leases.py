@@ -50,7 +50,8 @@ def test_a_busy_key_asks_redis_once_per_lease(prefix: str) -> None:
 
     results, trips, counted = run(go())
     assert results == [None] * 500
-    # Leases of 2, 6, 14, 30, 62, then 64: 500 admissions in at most 14 round trips.
+    # Leases of 2, 6, 14, 30, 62, 126, 254, ... (each twice what the last served): 500 admissions in at most
+    # 14 round trips.
     assert len(trips) <= 14, trips
     assert 500 <= counted <= 500 + LEASE_MAX  # the admitted, and the current lease's rest
     with Redis.from_url(URL) as client:
@@ -247,6 +248,6 @@ def test_two_processes_with_leases_never_admit_more_than_the_rpm(prefix: str) ->
     counts = run_together(HAMMER, URL, prefix, str(rounds), str(rpm), timeout=120)
     admitted = sum(a for a, _ in counts)
     # Never more than the rpm; fewer only by what a lease held when the other process stopped asking.
-    assert rpm - 2 * LEASE_MAX <= admitted <= rpm, counts
+    assert rpm - 2 * min(LEASE_MAX, rpm // LEASE_SHARE) <= admitted <= rpm, counts  # a lease's most, each
     with Redis.from_url(URL) as client:
         assert client.zcard(f"{prefix}{{k}}:r") == admitted  # what was leased and unused went back
